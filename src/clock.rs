@@ -1,0 +1,91 @@
+//! Time, injected.
+//!
+//! Logic never reads the system clock directly: it asks a [`Clock`]. Hosts
+//! use [`SystemClock`]; tests use [`ManualClock`] and move time by hand, so
+//! expiry, tolerances and retry schedules are tested without sleeping.
+
+use std::fmt::Debug;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
+
+/// A source of the current wall-clock time.
+///
+/// ```
+/// use consentry::clock::{Clock, SystemClock};
+/// let now = SystemClock.now();
+/// assert!(now > std::time::UNIX_EPOCH);
+/// ```
+pub trait Clock: Debug + Send + Sync + 'static {
+    /// The current time.
+    fn now(&self) -> SystemTime;
+}
+
+/// The operating system's clock.
+///
+/// ```
+/// use consentry::clock::{Clock, SystemClock};
+/// let a = SystemClock.now();
+/// let b = SystemClock.now();
+/// assert!(b >= a);
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+}
+
+/// A clock that only moves when told to. Clones share the same time.
+///
+/// ```
+/// use std::time::{Duration, UNIX_EPOCH};
+/// use consentry::clock::{Clock, ManualClock};
+///
+/// let clock = ManualClock::new(UNIX_EPOCH + Duration::from_secs(1_700_000_000));
+/// let seen_by_library = clock.clone();
+/// clock.advance(Duration::from_secs(90));
+/// assert_eq!(seen_by_library.now(), UNIX_EPOCH + Duration::from_secs(1_700_000_090));
+/// ```
+#[derive(Debug, Clone)]
+pub struct ManualClock {
+    now: Arc<Mutex<SystemTime>>,
+}
+
+impl ManualClock {
+    /// A clock stopped at `start`.
+    pub fn new(start: SystemTime) -> Self {
+        Self {
+            now: Arc::new(Mutex::new(start)),
+        }
+    }
+
+    /// A clock stopped at the current system time.
+    pub fn starting_now() -> Self {
+        Self::new(SystemTime::now())
+    }
+
+    /// Moves the clock forward by `by`.
+    pub fn advance(&self, by: Duration) {
+        let mut now = self.now.lock().unwrap_or_else(PoisonError::into_inner);
+        *now += by;
+    }
+
+    /// Sets the clock to `to` (which may be in the past).
+    pub fn set(&self, to: SystemTime) {
+        *self.now.lock().unwrap_or_else(PoisonError::into_inner) = to;
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> SystemTime {
+        *self.now.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl<C: Clock + ?Sized> Clock for Arc<C> {
+    fn now(&self) -> SystemTime {
+        (**self).now()
+    }
+}

@@ -1,0 +1,65 @@
+//! # consentry
+//!
+//! Connect your users' accounts at other services, keep their credentials in
+//! an encrypted vault, use their data only for the purposes each user
+//! consented to, and sign and verify webhooks — as a library inside your
+//! application, not a hosted platform.
+//!
+//! This release contains the foundation: validated identifiers, the error
+//! type, injected time, the storage traits with their in-memory and SQLite
+//! backends, and the token vault.
+//!
+//! ## The vault in one example
+//!
+//! ```
+//! use consentry::{ConnectionId, UserId};
+//! use consentry::secrecy::{ExposeSecret, SecretString};
+//! use consentry::store::MemoryStore;
+//! use consentry::vault::{CredentialKind, Keyring, Vault};
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! // In production: Keyring::from_env("CONSENTRY_KEYS")? and SqliteStore::open(path).await?
+//! let vault = Vault::new(MemoryStore::new(), Keyring::generate()?);
+//! let user = UserId::in_tenant("acme", "alice")?;
+//! let conn = ConnectionId::generate()?;
+//! vault.put(&user, &conn, CredentialKind::AccessToken, SecretString::from("ya29.token")).await?;
+//! let token = vault.get(&user, &conn, CredentialKind::AccessToken).await?;
+//! assert_eq!(token.value.expose_secret(), "ya29.token");
+//! # Ok::<(), consentry::Error>(())
+//! # }).unwrap();
+//! ```
+//!
+//! ## Modules
+//!
+//! - [`vault`]: envelope encryption of credentials, key rotation, crypto-shredding.
+//! - [`store`]: the storage traits, [`store::MemoryStore`], `store::SqliteStore`
+//!   (feature `sqlite`), and the public conformance suite (feature `conformance`).
+//! - [`ids`], [`secret`], [`clock`], [`error`]: the vocabulary everything else uses.
+//!
+//! ## Features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `sqlite` | yes | `store::SqliteStore` (bundled SQLite) |
+//! | `reqwest` | yes | reserved for the HTTP client (next release) |
+//! | `conformance` | no | `store::conformance`, the suite a custom store must pass |
+//!
+//! With `--no-default-features` the crate is the protocol core: everything
+//! above but the SQLite backend.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod clock;
+pub mod error;
+pub mod ids;
+pub mod secret;
+pub mod store;
+pub mod vault;
+
+/// The `secrecy` crate, re-exported so callers name the same secret types.
+pub use secrecy;
+
+pub use error::{Error, ErrorKind, Problem, Result};
+pub use ids::{ConnectionId, ConnectorId, Purpose, Scope, UserId};

@@ -1,0 +1,62 @@
+//! Storage behind small traits, one per concern, and the backends.
+//!
+//! consentry keeps state through a set of small, dyn-compatible async traits
+//! (today [`CredentialStore`] and [`DataKeyStore`]; connections, consent,
+//! records, outbox and the rest join as their features land). [`Store`] is
+//! the umbrella: anything implementing every concern is a `Store`, by a
+//! blanket impl, and so are `Arc<S>`, `Box<S>` and `Arc<dyn Store>`.
+//!
+//! Backends:
+//!
+//! | backend | use | notes |
+//! |---|---|---|
+//! | [`MemoryStore`] | tests, examples | cheap-to-clone handle over one in-process map |
+#![cfg_attr(
+    feature = "sqlite",
+    doc = "| [`SqliteStore`] | the default | WAL, checksummed migrations, blocking work on dedicated threads |"
+)]
+#![cfg_attr(
+    not(feature = "sqlite"),
+    doc = "| `SqliteStore` | the default | needs feature `sqlite` |"
+)]
+//!
+//! A host with its own database implements the traits and runs the public
+//! [`conformance`] suite (feature `conformance`) against its implementation.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use consentry::store::{MemoryStore, Store};
+//!
+//! fn takes_any_store(_: Arc<dyn Store>) {}
+//! takes_any_store(Arc::new(MemoryStore::new()));
+//! ```
+
+mod memory;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+mod vault;
+
+#[cfg(any(feature = "conformance", test))]
+pub mod conformance;
+
+pub use memory::MemoryStore;
+#[cfg(feature = "sqlite")]
+pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
+pub use vault::{
+    CredentialKey, CredentialStore, CredentialWrite, DataKeyStore, StoredCredential, WrappedDataKey,
+};
+
+/// Every storage concern consentry has. Implemented automatically for any
+/// type that implements all of them; do not implement it by hand.
+///
+/// ```
+/// use consentry::store::{MemoryStore, Store};
+/// fn assert_store<S: Store>(_: &S) {}
+/// assert_store(&MemoryStore::new());
+/// ```
+pub trait Store: CredentialStore + DataKeyStore {}
+
+impl<T: CredentialStore + DataKeyStore + ?Sized> Store for T {}
+
+#[cfg(test)]
+fn _dyn_compatible(_: &dyn Store, _: &dyn CredentialStore, _: &dyn DataKeyStore) {}

@@ -1,0 +1,203 @@
+//! Embedded, checksummed migrations, applied in one transaction.
+//!
+//! Each migration is a SQL file compiled into the crate. Applying records
+//! its version, name and SHA-256 in `consentry_migrations`; every open
+//! re-checks the recorded checksums, so a shipped migration that was edited
+//! afterwards is refused loudly instead of leaving databases that differ
+//! silently.
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, MigrationError, Result};
+
+/// One embedded migration.
+pub(super) struct Migration {
+    pub(super) version: u32,
+    pub(super) name: &'static str,
+    pub(super) sql: &'static str,
+}
+
+/// Every migration, in order. Append only.
+pub(super) const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "vault",
+    sql: include_str!("migrations/0001_vault.sql"),
+}];
+
+/// Hex SHA-256 of a migration's SQL text.
+pub(super) fn checksum(sql: &str) -> String {
+    Sha256::digest(sql.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn sql_err(context: &'static str) -> impl Fn(rusqlite::Error) -> Error {
+    move |e| Error::storage(context, e)
+}
+
+/// Brings the schema up to date in one `BEGIN IMMEDIATE` transaction
+/// (concurrent openers in other processes wait, then see it done).
+pub(super) fn migrate(conn: &mut Connection) -> Result<()> {
+    migrate_with(conn, MIGRATIONS)
+}
+
+pub(super) fn migrate_with(conn: &mut Connection, migrations: &[Migration]) -> Result<()> {
+    let err = sql_err("applying migrations");
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(&err)?;
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS consentry_migrations (
+             version     INTEGER PRIMARY KEY,
+             name        TEXT NOT NULL,
+             checksum    TEXT NOT NULL
+         );",
+    )
+    .map_err(&err)?;
+    let supported = migrations.last().map_or(0, |m| m.version);
+    let newest: Option<u32> = tx
+        .query_row("SELECT max(version) FROM consentry_migrations", [], |r| {
+            r.get(0)
+        })
+        .optional()
+        .map_err(&err)?
+        .flatten();
+    if let Some(found) = newest
+        && found > supported
+    {
+        return Err(MigrationError::TooNew { found, supported }.into());
+    }
+    for m in migrations {
+        let recorded: Option<String> = tx
+            .query_row(
+                "SELECT checksum FROM consentry_migrations WHERE version = ?1",
+                [m.version],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(&err)?;
+        match recorded {
+            Some(sum) if sum == checksum(m.sql) => {}
+            Some(_) => {
+                return Err(MigrationError::Modified {
+                    version: m.version,
+                    name: m.name.to_owned(),
+                }
+                .into());
+            }
+            None => {
+                tx.execute_batch(m.sql).map_err(&err)?;
+                tx.execute(
+                    "INSERT INTO consentry_migrations (version, name, checksum) VALUES (?1, ?2, ?3)",
+                    rusqlite::params![m.version, m.name, checksum(m.sql)],
+                )
+                .map_err(&err)?;
+            }
+        }
+    }
+    tx.commit().map_err(&err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Pins every shipped migration. If this fails, a shipped migration was
+    /// edited: restore it and add a new one instead.
+    #[test]
+    fn shipped_migrations_are_unchanged() {
+        let pinned: &[(u32, &str)] = &[(
+            1,
+            "a95395d0938122bd8e4a5b8b9bf4d5659d439751eeb9f919cd04488e8f5ccd67",
+        )];
+        assert_eq!(
+            MIGRATIONS.len(),
+            pinned.len(),
+            "pin the checksum of every new migration here"
+        );
+        for (m, (version, sum)) in MIGRATIONS.iter().zip(pinned) {
+            assert_eq!(m.version, *version);
+            assert_eq!(
+                checksum(m.sql),
+                *sum,
+                "migration {} ({}) was edited",
+                m.version,
+                m.name
+            );
+        }
+    }
+
+    #[test]
+    fn versions_are_ascending_from_one() {
+        for (i, m) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(m.version as usize, i + 1);
+        }
+    }
+
+    #[test]
+    fn an_edited_migration_is_refused() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        migrate(&mut conn).unwrap(); // idempotent
+        let edited = [Migration {
+            version: 1,
+            name: "vault",
+            sql: "CREATE TABLE x (y);",
+        }];
+        let err = migrate_with(&mut conn, &edited).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Migration(MigrationError::Modified { version: 1, .. })
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_newer_database_is_refused() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        conn.execute(
+            "INSERT INTO consentry_migrations VALUES (99, 'future', 'x')",
+            [],
+        )
+        .unwrap();
+        let err = migrate(&mut conn).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Migration(MigrationError::TooNew { found: 99, .. })
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_failing_migration_leaves_nothing_behind() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        let broken = [
+            Migration {
+                version: 1,
+                name: "ok",
+                sql: "CREATE TABLE a (b);",
+            },
+            Migration {
+                version: 2,
+                name: "broken",
+                sql: "CREATE TABLE a (b);",
+            },
+        ];
+        assert!(migrate_with(&mut conn, &broken).is_err());
+        let tables: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name IN ('a', 'consentry_migrations')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(tables, 0, "the transaction must roll back entirely");
+    }
+}
