@@ -339,8 +339,16 @@ impl Error {
         }
     }
 
-    /// Shorthand for [`Error::Storage`] with a source.
-    pub(crate) fn storage(message: impl Into<String>, source: impl Into<BoxError>) -> Self {
+    /// An [`Error::Storage`] with a source: what a custom
+    /// [`Store`](crate::store::Store) returns when its backend fails.
+    ///
+    /// ```
+    /// use consentry::{Error, ErrorKind};
+    /// let e = Error::storage("reading a credential", std::io::Error::other("disk gone"));
+    /// assert_eq!(e.kind(), ErrorKind::Storage);
+    /// assert_eq!(e.to_string(), "storage failed: reading a credential");
+    /// ```
+    pub fn storage(message: impl Into<String>, source: impl Into<BoxError>) -> Self {
         Self::Storage {
             message: message.into(),
             source: Some(source.into()),
