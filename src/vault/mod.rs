@@ -181,6 +181,37 @@ pub struct Versioned<T> {
     pub version: Version,
 }
 
+/// One credential to store with [`Vault::write_many`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct CredentialUpdate {
+    /// Which credential of the connection.
+    pub kind: CredentialKind,
+    /// The value.
+    pub secret: SecretString,
+    /// Write only if the stored version is this ([`Version::NONE`]: only if
+    /// absent); `None` writes unconditionally.
+    pub expected: Option<Version>,
+}
+
+impl CredentialUpdate {
+    /// An unconditional update.
+    pub fn new(kind: CredentialKind, secret: SecretString) -> Self {
+        Self {
+            kind,
+            secret,
+            expected: None,
+        }
+    }
+
+    /// Makes the update conditional on the stored version being `version`.
+    #[must_use]
+    pub fn expecting(mut self, version: Version) -> Self {
+        self.expected = Some(version);
+        self
+    }
+}
+
 /// What [`Vault::rewrap`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -360,25 +391,67 @@ impl Vault {
         secret: &SecretString,
         expected: Option<Version>,
     ) -> Result<Version> {
-        let data_key = self.data_key_for_write(user).await?;
-        let location = Location::Credential {
-            user,
-            connection,
+        let update = CredentialUpdate {
             kind,
-        };
-        let envelope =
-            data_key
-                .key
-                .seal(&data_key.id, &location, secret.expose_secret().as_bytes())?;
-        let write = CredentialWrite {
-            key: CredentialKey::new(user.clone(), connection.clone(), kind),
-            envelope,
+            secret: secret.clone(),
             expected,
         };
-        let versions = self.inner.credentials.put_credentials(vec![write]).await?;
+        let versions = self.write_many(user, connection, vec![update]).await?;
         versions.into_iter().next().ok_or(Error::Internal(
             "store returned no version for a one-write batch",
         ))
+    }
+
+    /// Stores several credentials of one connection in one transaction:
+    /// all are written or none is. Returns the new versions, in order.
+    ///
+    /// # Errors
+    /// [`Error::Conflict`] if any update's expected version is stale
+    /// (nothing is written); [`Error::InvalidInput`] if a kind appears twice.
+    ///
+    /// ```
+    /// use consentry::{ConnectionId, UserId};
+    /// use consentry::secrecy::SecretString;
+    /// use consentry::store::MemoryStore;
+    /// use consentry::vault::{CredentialKind, CredentialUpdate, Keyring, Vault, Version};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let vault = Vault::new(MemoryStore::new(), Keyring::generate()?);
+    /// let (u, c) = (UserId::new("u")?, ConnectionId::new("c")?);
+    /// let versions = vault.write_many(&u, &c, vec![
+    ///     CredentialUpdate::new(CredentialKind::RefreshToken, SecretString::from("r2")),
+    ///     CredentialUpdate::new(CredentialKind::AccessToken, SecretString::from("a2")),
+    /// ]).await?;
+    /// assert_eq!(versions, vec![Version::new(1), Version::new(1)]);
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn write_many(
+        &self,
+        user: &UserId,
+        connection: &ConnectionId,
+        updates: Vec<CredentialUpdate>,
+    ) -> Result<Vec<Version>> {
+        let data_key = self.data_key_for_write(user).await?;
+        let writes = updates
+            .into_iter()
+            .map(|u| {
+                let location = Location::Credential {
+                    user,
+                    connection,
+                    kind: u.kind,
+                };
+                Ok(CredentialWrite {
+                    key: CredentialKey::new(user.clone(), connection.clone(), u.kind),
+                    envelope: data_key.key.seal(
+                        &data_key.id,
+                        &location,
+                        u.secret.expose_secret().as_bytes(),
+                    )?,
+                    expected: u.expected,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.inner.credentials.put_credentials(writes).await
     }
 
     /// Reads and decrypts a credential.
@@ -639,11 +712,16 @@ fn unwrap_data_key(
     owner: &UserId,
     wrapped: &WrappedDataKey,
 ) -> Result<Zeroizing<[u8; 32]>> {
-    let malformed = Error::Decrypt {
+    let malformed = || Error::Decrypt {
         what: "data key",
         reason: DecryptFailure::Malformed,
     };
-    let envelope = Envelope::parse(&wrapped.wrapped).map_err(|_| malformed)?;
+    let envelope = Envelope::parse(&wrapped.wrapped).map_err(|_| malformed())?;
+    // The key id is stored twice, in the row and in the envelope header;
+    // when they disagree, one was altered.
+    if envelope.key_id() != wrapped.kek.as_str() {
+        return Err(malformed());
+    }
     let kek = ring
         .key(envelope.key_id())
         .ok_or_else(|| Error::KeyNotFound {
@@ -654,10 +732,7 @@ fn unwrap_data_key(
         data_key_id: &wrapped.id,
     };
     let plain = kek.open(&envelope, &location)?;
-    let material: [u8; 32] = plain.as_slice().try_into().map_err(|_| Error::Decrypt {
-        what: "data key",
-        reason: DecryptFailure::Malformed,
-    })?;
+    let material: [u8; 32] = plain.as_slice().try_into().map_err(|_| malformed())?;
     Ok(Zeroizing::new(material))
 }
 
