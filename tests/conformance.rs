@@ -1,4 +1,5 @@
 //! The public store conformance suite, run against every backend.
+#![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
 

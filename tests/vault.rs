@@ -1,5 +1,6 @@
 //! The vault's guarantees, tested against the real SQLite store on disk.
 #![cfg(feature = "sqlite")]
+#![allow(clippy::unwrap_used)]
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -325,7 +326,7 @@ async fn rotation_without_downtime() {
             while !stop.load(Ordering::Relaxed) {
                 n += 1;
                 // Each task owns the users i % 4 == t, and now and then adds one.
-                let i = if n % 25 == 0 {
+                let i = if n.is_multiple_of(25) {
                     1000 + t * 1000 + n
                 } else {
                     (n * 4 + t) % 40

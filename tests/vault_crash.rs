@@ -6,6 +6,7 @@
 //! normal runs and started with `--ignored` and an environment variable.
 #![cfg(all(feature = "sqlite", unix))]
 #![allow(clippy::print_stdout)]
+#![allow(clippy::unwrap_used)]
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -51,10 +52,9 @@ async fn child_writer() {
     let start: u64 = std::env::var(START_ENV).unwrap().parse().unwrap();
     let vault = Vault::new(SqliteStore::open(&db).await.unwrap(), keys);
     // Two writers at once, so the kill can land with transactions queued.
-    let mut tasks = Vec::new();
     for lane in 0..2 {
         let vault = vault.clone();
-        tasks.push(tokio::spawn(async move {
+        tokio::spawn(async move {
             let mut batch = start + lane;
             loop {
                 let updates = KINDS
@@ -68,11 +68,10 @@ async fn child_writer() {
                 println!("DONE {batch}");
                 batch += 2;
             }
-        }));
+        });
     }
-    for t in tasks {
-        t.await.unwrap();
-    }
+    // Runs until the parent kills this process.
+    std::future::pending::<()>().await;
 }
 
 /// Runs the child until it has committed at least `min_done` batches, kills

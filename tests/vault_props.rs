@@ -1,5 +1,6 @@
 //! Property tests: any plaintext round-trips for any ids; an envelope moved
 //! to any other row, or altered in any byte, does not open.
+#![allow(clippy::unwrap_used)]
 
 use consentry::secrecy::{ExposeSecret, SecretString};
 use consentry::store::{CredentialKey, CredentialStore, CredentialWrite, MemoryStore};
