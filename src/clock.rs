@@ -89,3 +89,17 @@ impl<C: Clock + ?Sized> Clock for Arc<C> {
         (**self).now()
     }
 }
+
+/// Milliseconds since the Unix epoch, saturating (times before 1970 are 0).
+#[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+pub(crate) fn unix_millis(t: SystemTime) -> i64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// The inverse of [`unix_millis`]; negative values map to the epoch.
+#[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+pub(crate) fn from_unix_millis(ms: i64) -> SystemTime {
+    std::time::UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+}

@@ -52,6 +52,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod clock;
+pub mod connection;
 pub mod error;
 pub mod ids;
 pub mod secret;
@@ -61,5 +62,6 @@ pub mod vault;
 /// The `secrecy` crate, re-exported so callers name the same secret types.
 pub use secrecy;
 
+pub use connection::{Connection, ConnectionStatus};
 pub use error::{Error, ErrorKind, Problem, Result};
 pub use ids::{ConnectionId, ConnectorId, Purpose, Scope, UserId};

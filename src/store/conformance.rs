@@ -18,6 +18,14 @@
 
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
+mod connections;
+
+pub use connections::{
+    access_view_and_consent_ledger, connection_create_update_and_uniqueness,
+    connections_list_and_expiring, delete_connection_and_revocation_queue, leases_have_one_owner,
+    pending_authorizations_are_single_use,
+};
+
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -40,6 +48,12 @@ pub async fn run_all(store: &dyn Store) {
     data_keys_not_under_pages_in_owner_order(store).await;
     data_key_usage_counts_per_key(store).await;
     data_key_destroy(store).await;
+    connection_create_update_and_uniqueness(store).await;
+    connections_list_and_expiring(store).await;
+    access_view_and_consent_ledger(store).await;
+    delete_connection_and_revocation_queue(store).await;
+    pending_authorizations_are_single_use(store).await;
+    leases_have_one_owner(store).await;
 }
 
 fn user(name: &str) -> UserId {

@@ -1,8 +1,13 @@
 //! [`MemoryStore`]: everything in one in-process map. For tests, examples
 //! and hosts that keep nothing across restarts.
 
+mod connections;
+mod consent;
+mod oauth;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 
@@ -38,6 +43,61 @@ pub struct MemoryStore {
 struct State {
     credentials: BTreeMap<CredentialKey, StoredCredential>,
     data_keys: BTreeMap<UserId, WrappedDataKey>,
+    connections: BTreeMap<(UserId, ConnectionId), crate::connection::Connection>,
+    consent_ledger: Vec<super::ConsentEntry>,
+    consent_current: BTreeMap<(UserId, ConnectionId, crate::ids::Purpose), bool>,
+    pending: HashMap<[u8; 32], super::PendingAuthorization>,
+    leases: HashMap<String, (String, SystemTime)>,
+    revocations: BTreeMap<u64, super::PendingRevocation>,
+    next_id: u64,
+}
+
+impl State {
+    fn next_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    /// Checks a credential batch: no key twice, every expectation holds.
+    fn check_credentials(&self, writes: &[CredentialWrite]) -> Result<()> {
+        let mut seen = HashMap::with_capacity(writes.len());
+        for w in writes {
+            if seen.insert(&w.key, ()).is_some() {
+                return Err(Error::invalid("credential batch", "a key appears twice"));
+            }
+            let found = self
+                .credentials
+                .get(&w.key)
+                .map_or(Version::NONE, |c| c.version);
+            if let Some(expected) = w.expected
+                && expected != found
+            {
+                return Err(Error::Conflict {
+                    what: "credential",
+                    expected: expected.get(),
+                    found: found.get(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies a checked credential batch; returns the new versions.
+    fn apply_credentials(&mut self, writes: Vec<CredentialWrite>) -> Vec<Version> {
+        writes
+            .into_iter()
+            .map(|w| {
+                let version = self
+                    .credentials
+                    .get(&w.key)
+                    .map_or(Version::NONE, |c| c.version)
+                    .next();
+                self.credentials
+                    .insert(w.key, StoredCredential::new(w.envelope, version));
+                version
+            })
+            .collect()
+    }
 }
 
 impl MemoryStore {
@@ -59,38 +119,8 @@ impl CredentialStore for MemoryStore {
 
     async fn put_credentials(&self, writes: Vec<CredentialWrite>) -> Result<Vec<Version>> {
         let mut state = self.state();
-        let mut seen = HashMap::with_capacity(writes.len());
-        for w in &writes {
-            if seen.insert(&w.key, ()).is_some() {
-                return Err(Error::invalid("credential batch", "a key appears twice"));
-            }
-            let found = state
-                .credentials
-                .get(&w.key)
-                .map_or(Version::NONE, |c| c.version);
-            if let Some(expected) = w.expected
-                && expected != found
-            {
-                return Err(Error::Conflict {
-                    what: "credential",
-                    expected: expected.get(),
-                    found: found.get(),
-                });
-            }
-        }
-        let mut versions = Vec::with_capacity(writes.len());
-        for w in writes {
-            let version = state
-                .credentials
-                .get(&w.key)
-                .map_or(Version::NONE, |c| c.version)
-                .next();
-            state
-                .credentials
-                .insert(w.key, StoredCredential::new(w.envelope, version));
-            versions.push(version);
-        }
-        Ok(versions)
+        state.check_credentials(&writes)?;
+        Ok(state.apply_credentials(writes))
     }
 
     async fn delete_connection_credentials(

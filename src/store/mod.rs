@@ -31,7 +31,10 @@
 //! takes_any_store(Arc::new(MemoryStore::new()));
 //! ```
 
+mod connections;
+mod consent;
 mod memory;
+mod oauth;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod vault;
@@ -39,7 +42,13 @@ mod vault;
 #[cfg(any(feature = "conformance", test))]
 pub mod conformance;
 
+pub use connections::{
+    AccessView, ConnectionDeleted, ConnectionStore, ConnectionWrite, ConnectionWritten,
+    PendingRevocation, QueuedRevocation, RevocationStore,
+};
+pub use consent::{ConsentEntry, ConsentStore, MAX_ACTOR_LEN, MAX_POLICY_VERSION_LEN};
 pub use memory::MemoryStore;
+pub use oauth::{LeaseStore, OAuthStateStore, PendingAuthorization};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
 pub use vault::{
@@ -54,9 +63,38 @@ pub use vault::{
 /// fn assert_store<S: Store>(_: &S) {}
 /// assert_store(&MemoryStore::new());
 /// ```
-pub trait Store: CredentialStore + DataKeyStore {}
+pub trait Store:
+    CredentialStore
+    + DataKeyStore
+    + ConnectionStore
+    + RevocationStore
+    + ConsentStore
+    + OAuthStateStore
+    + LeaseStore
+{
+}
 
-impl<T: CredentialStore + DataKeyStore + ?Sized> Store for T {}
+impl<T> Store for T where
+    T: CredentialStore
+        + DataKeyStore
+        + ConnectionStore
+        + RevocationStore
+        + ConsentStore
+        + OAuthStateStore
+        + LeaseStore
+        + ?Sized
+{
+}
 
 #[cfg(test)]
-fn _dyn_compatible(_: &dyn Store, _: &dyn CredentialStore, _: &dyn DataKeyStore) {}
+fn _dyn_compatible(
+    _: &dyn Store,
+    _: &dyn CredentialStore,
+    _: &dyn DataKeyStore,
+    _: &dyn ConnectionStore,
+    _: &dyn RevocationStore,
+    _: &dyn ConsentStore,
+    _: &dyn OAuthStateStore,
+    _: &dyn LeaseStore,
+) {
+}

@@ -19,11 +19,18 @@ pub(super) struct Migration {
 }
 
 /// Every migration, in order. Append only.
-pub(super) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "vault",
-    sql: include_str!("migrations/0001_vault.sql"),
-}];
+pub(super) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "vault",
+        sql: include_str!("migrations/0001_vault.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "connections",
+        sql: include_str!("migrations/0002_connections.sql"),
+    },
+];
 
 /// Hex SHA-256 of a migration's SQL text.
 pub(super) fn checksum(sql: &str) -> String {
@@ -108,10 +115,16 @@ mod tests {
     /// edited: restore it and add a new one instead.
     #[test]
     fn shipped_migrations_are_unchanged() {
-        let pinned: &[(u32, &str)] = &[(
-            1,
-            "a95395d0938122bd8e4a5b8b9bf4d5659d439751eeb9f919cd04488e8f5ccd67",
-        )];
+        let pinned: &[(u32, &str)] = &[
+            (
+                1,
+                "a95395d0938122bd8e4a5b8b9bf4d5659d439751eeb9f919cd04488e8f5ccd67",
+            ),
+            (
+                2,
+                "e15adf614601276bc4de9d8d3896539c68df0311a0959924095963bae1ecb23f",
+            ),
+        ];
         assert_eq!(
             MIGRATIONS.len(),
             pinned.len(),
@@ -141,11 +154,15 @@ mod tests {
         let mut conn = Connection::open_in_memory().unwrap();
         migrate(&mut conn).unwrap();
         migrate(&mut conn).unwrap(); // idempotent
-        let edited = [Migration {
-            version: 1,
-            name: "vault",
-            sql: "CREATE TABLE x (y);",
-        }];
+        let mut edited: Vec<Migration> = MIGRATIONS
+            .iter()
+            .map(|m| Migration {
+                version: m.version,
+                name: m.name,
+                sql: m.sql,
+            })
+            .collect();
+        edited[0].sql = "CREATE TABLE x (y);";
         let err = migrate_with(&mut conn, &edited).unwrap_err();
         assert!(
             matches!(

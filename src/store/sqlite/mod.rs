@@ -1,6 +1,10 @@
 //! [`SqliteStore`]: the default store, one SQLite file (feature `sqlite`).
 
+mod connections;
+mod consent;
 mod migrate;
+mod oauth;
+mod util;
 mod vault;
 mod worker;
 

@@ -7,56 +7,13 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::SqliteStore;
+use super::util::{corrupt, query_all, sql, tenant, user_from_row, version_from};
 use crate::error::{Error, Result};
 use crate::ids::{ConnectionId, UserId};
 use crate::store::vault::{
     CredentialKey, CredentialStore, CredentialWrite, DataKeyStore, StoredCredential, WrappedDataKey,
 };
 use crate::vault::{KeyId, Version};
-
-/// The stored form of a user's tenant: `''` when there is none (a real
-/// tenant is never empty).
-fn tenant(user: &UserId) -> String {
-    user.tenant().unwrap_or("").to_owned()
-}
-
-fn user_from_row(tenant: String, user: String) -> Result<UserId> {
-    if tenant.is_empty() {
-        UserId::new(user)
-    } else {
-        UserId::in_tenant(tenant, user)
-    }
-    .map_err(|e| corrupt("user id", e))
-}
-
-fn corrupt(what: &'static str, e: Error) -> Error {
-    Error::storage(format!("a stored {what} is invalid"), e)
-}
-
-fn sql(context: &'static str) -> impl Fn(rusqlite::Error) -> Error {
-    move |e| Error::storage(context, e)
-}
-
-/// Runs a cached query and collects every row.
-fn query_all<T, P, F>(
-    conn: &Connection,
-    query: &str,
-    params: P,
-    context: &'static str,
-    map: F,
-) -> Result<Vec<T>>
-where
-    P: rusqlite::Params,
-    F: FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
-{
-    let mut stmt = conn.prepare_cached(query).map_err(sql(context))?;
-    let rows = stmt.query_map(params, map).and_then(Iterator::collect);
-    rows.map_err(sql(context))
-}
-
-fn version_from(v: i64) -> Version {
-    Version::new(u64::try_from(v).unwrap_or(0))
-}
 
 #[async_trait]
 impl CredentialStore for SqliteStore {
@@ -157,10 +114,21 @@ impl CredentialStore for SqliteStore {
 }
 
 fn put_credentials(conn: &mut Connection, writes: Vec<CredentialWrite>) -> Result<Vec<Version>> {
-    let err = sql("writing credentials");
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(&err)?;
+        .map_err(sql("writing credentials"))?;
+    let versions = put_credentials_in(&tx, &writes)?;
+    tx.commit().map_err(sql("writing credentials"))?;
+    Ok(versions)
+}
+
+/// Checks and applies a credential batch inside an open transaction; the
+/// caller commits (or drops the transaction, rolling everything back).
+pub(super) fn put_credentials_in(
+    tx: &rusqlite::Transaction<'_>,
+    writes: &[CredentialWrite],
+) -> Result<Vec<Version>> {
+    let err = sql("writing credentials");
     let mut versions = Vec::with_capacity(writes.len());
     {
         let mut current = tx
@@ -178,7 +146,7 @@ fn put_credentials(conn: &mut Connection, writes: Vec<CredentialWrite>) -> Resul
                  RETURNING version",
             )
             .map_err(&err)?;
-        for w in &writes {
+        for w in writes {
             let key = params![
                 tenant(&w.key.user),
                 w.key.user.user(),
@@ -215,7 +183,6 @@ fn put_credentials(conn: &mut Connection, writes: Vec<CredentialWrite>) -> Resul
             versions.push(version_from(version));
         }
     }
-    tx.commit().map_err(&err)?;
     Ok(versions)
 }
 
