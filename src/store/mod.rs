@@ -87,6 +87,7 @@ impl<T> Store for T where
 }
 
 #[cfg(test)]
+#[allow(clippy::too_many_arguments)]
 fn _dyn_compatible(
     _: &dyn Store,
     _: &dyn CredentialStore,
