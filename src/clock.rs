@@ -17,6 +17,13 @@ use std::time::{Duration, SystemTime};
 /// ```
 pub trait Clock: Debug + Send + Sync + 'static {
     /// The current time.
+    ///
+    /// ```
+    /// use std::time::UNIX_EPOCH;
+    /// use consentry::clock::{Clock, ManualClock};
+    /// let clock: &dyn Clock = &ManualClock::new(UNIX_EPOCH);
+    /// assert_eq!(clock.now(), UNIX_EPOCH);
+    /// ```
     fn now(&self) -> SystemTime;
 }
 
@@ -55,6 +62,15 @@ pub struct ManualClock {
 
 impl ManualClock {
     /// A clock stopped at `start`.
+    ///
+    /// ```
+    /// use std::time::{Duration, UNIX_EPOCH};
+    /// use consentry::clock::{Clock, ManualClock};
+    /// let start = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    /// let clock = ManualClock::new(start);
+    /// assert_eq!(clock.now(), start);
+    /// assert_eq!(clock.now(), start); // it does not move by itself
+    /// ```
     pub fn new(start: SystemTime) -> Self {
         Self {
             now: Arc::new(Mutex::new(start)),
@@ -62,17 +78,45 @@ impl ManualClock {
     }
 
     /// A clock stopped at the current system time.
+    ///
+    /// ```
+    /// use std::time::SystemTime;
+    /// use consentry::clock::{Clock, ManualClock};
+    /// let before = SystemTime::now();
+    /// let clock = ManualClock::starting_now();
+    /// assert!(clock.now() >= before && clock.now() <= SystemTime::now());
+    /// ```
     pub fn starting_now() -> Self {
         Self::new(SystemTime::now())
     }
 
     /// Moves the clock forward by `by`.
+    ///
+    /// # Panics
+    /// If the new time cannot be represented (see `SystemTime + Duration`).
+    ///
+    /// ```
+    /// use std::time::{Duration, UNIX_EPOCH};
+    /// use consentry::clock::{Clock, ManualClock};
+    /// let clock = ManualClock::new(UNIX_EPOCH);
+    /// clock.advance(Duration::from_secs(30));
+    /// clock.advance(Duration::from_secs(30));
+    /// assert_eq!(clock.now(), UNIX_EPOCH + Duration::from_secs(60));
+    /// ```
     pub fn advance(&self, by: Duration) {
         let mut now = self.now.lock().unwrap_or_else(PoisonError::into_inner);
         *now += by;
     }
 
     /// Sets the clock to `to` (which may be in the past).
+    ///
+    /// ```
+    /// use std::time::{Duration, UNIX_EPOCH};
+    /// use consentry::clock::{Clock, ManualClock};
+    /// let clock = ManualClock::new(UNIX_EPOCH + Duration::from_secs(100));
+    /// clock.set(UNIX_EPOCH + Duration::from_secs(10)); // back in time
+    /// assert_eq!(clock.now(), UNIX_EPOCH + Duration::from_secs(10));
+    /// ```
     pub fn set(&self, to: SystemTime) {
         *self.now.lock().unwrap_or_else(PoisonError::into_inner) = to;
     }

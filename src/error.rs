@@ -16,9 +16,30 @@ use serde::Serialize;
 use crate::vault::KeyId;
 
 /// `Result` with consentry's [`Error`] as the default error type.
+///
+/// ```
+/// use consentry::{Result, UserId};
+/// fn parse_user(s: &str) -> Result<UserId> {
+///     s.parse()
+/// }
+/// assert_eq!(parse_user("acme/bob")?.tenant(), Some("acme"));
+/// assert!(parse_user("").is_err());
+/// # Ok::<(), consentry::Error>(())
+/// ```
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// A boxed error from a backend (SQLite, an HTTP client, a host's own store).
+///
+/// It is the `source` of [`Error::Storage`]; anything that converts into it
+/// can be passed to [`Error::storage`].
+///
+/// ```
+/// use std::error::Error as _;
+/// use consentry::error::BoxError;
+/// let backend: BoxError = std::io::Error::other("disk gone").into();
+/// let err = consentry::Error::storage("reading a credential", backend);
+/// assert_eq!(err.source().unwrap().to_string(), "disk gone");
+/// ```
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Everything that can go wrong in consentry.
@@ -43,7 +64,9 @@ pub enum Error {
     InvalidInput {
         /// What was being parsed or validated (`"user id"`, `"keyring"`, ...).
         what: &'static str,
-        /// Why it was refused. Never contains secret material.
+        /// Why it was refused. Meant never to contain secret material (but
+        /// see the caveat on
+        /// [`Keyring::from_env`](crate::vault::Keyring::from_env)).
         reason: String,
     },
 
@@ -223,12 +246,23 @@ pub enum ErrorKind {
     Migration,
     /// The store failed; usually transient.
     Storage,
-    /// A consentry bug.
+    /// A consentry bug, or the operating system's random number generator
+    /// failed ([`Error::Random`]).
     Internal,
 }
 
 impl ErrorKind {
-    /// The HTTP status a host would typically answer with.
+    /// The HTTP status a host would typically answer with: 400 for invalid
+    /// input, 404 for not found, 409 for a conflict, 503 for storage, 500
+    /// for the rest.
+    ///
+    /// ```
+    /// use consentry::ErrorKind;
+    /// assert_eq!(ErrorKind::InvalidInput.http_status(), 400);
+    /// assert_eq!(ErrorKind::Conflict.http_status(), 409);
+    /// assert_eq!(ErrorKind::Storage.http_status(), 503);
+    /// assert_eq!(ErrorKind::Crypto.http_status(), 500);
+    /// ```
     pub fn http_status(self) -> u16 {
         match self {
             Self::InvalidInput => 400,
@@ -239,13 +273,29 @@ impl ErrorKind {
         }
     }
 
-    /// Whether retrying the same call later can succeed without changing
-    /// anything (storage hiccups, lost compare-and-swap after a re-read).
+    /// Whether trying again can succeed without fixing anything: storage
+    /// failures are usually transient, and a lost compare-and-swap succeeds
+    /// when retried after re-reading the current version.
+    ///
+    /// ```
+    /// use consentry::ErrorKind;
+    /// assert!(ErrorKind::Storage.is_retryable());
+    /// assert!(ErrorKind::Conflict.is_retryable());
+    /// assert!(!ErrorKind::InvalidInput.is_retryable());
+    /// assert!(!ErrorKind::Crypto.is_retryable());
+    /// ```
     pub fn is_retryable(self) -> bool {
         matches!(self, Self::Storage | Self::Conflict)
     }
 
-    /// A stable, lowercase, dash-separated name (`"not-found"`).
+    /// A stable, lowercase, dash-separated name (`"not-found"`), also used
+    /// by `Display`.
+    ///
+    /// ```
+    /// use consentry::ErrorKind;
+    /// assert_eq!(ErrorKind::NotFound.as_str(), "not-found");
+    /// assert_eq!(ErrorKind::InvalidInput.to_string(), "invalid-input");
+    /// ```
     pub fn as_str(self) -> &'static str {
         match self {
             Self::InvalidInput => "invalid-input",
@@ -281,6 +331,14 @@ impl fmt::Display for ErrorKind {
 
 impl Error {
     /// The coarse classification of this error.
+    ///
+    /// ```
+    /// use consentry::{Error, ErrorKind};
+    /// assert_eq!(Error::NotFound { what: "credential" }.kind(), ErrorKind::NotFound);
+    /// assert_eq!(Error::Random.kind(), ErrorKind::Internal);
+    /// let lost = Error::Conflict { what: "credential", expected: 1, found: 2 };
+    /// assert!(lost.kind().is_retryable());
+    /// ```
     pub fn kind(&self) -> ErrorKind {
         match self {
             Self::InvalidInput { .. } => ErrorKind::InvalidInput,
@@ -301,8 +359,9 @@ impl Error {
     ///
     /// Client errors (4xx) carry this error's message as `detail`. Server
     /// errors (5xx) carry a generic `detail`: key ids, SQL and backend
-    /// messages stay in the host's logs. No variant ever holds secret
-    /// material, so neither form can leak one.
+    /// messages stay in the host's logs. No variant is meant to hold secret
+    /// material, so neither form should leak one (but see the caveat on
+    /// [`Keyring::from_env`](crate::vault::Keyring::from_env)).
     ///
     /// ```
     /// use consentry::Error;

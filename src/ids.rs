@@ -74,6 +74,13 @@ macro_rules! string_id {
 
         impl $name {
             /// The longest accepted value, in bytes.
+            ///
+            /// ```
+            #[doc = concat!("use consentry::", stringify!($name), ";")]
+            #[doc = concat!("let longest = \"a\".repeat(", stringify!($name), "::MAX_LEN);")]
+            #[doc = concat!("assert!(", stringify!($name), "::new(longest.as_str()).is_ok());")]
+            #[doc = concat!("assert!(", stringify!($name), "::new(longest + \"a\").is_err());")]
+            /// ```
             pub const MAX_LEN: usize = $max;
 
             /// Validates `value` and wraps it.
@@ -82,6 +89,15 @@ macro_rules! string_id {
             /// [`Error::InvalidInput`] if `value` is empty, longer than
             #[doc = concat!("[`", stringify!($name), "::MAX_LEN`]")]
             /// bytes, or has a character this identifier does not allow.
+            ///
+            /// ```
+            #[doc = concat!("use consentry::{", stringify!($name), ", ErrorKind};")]
+            #[doc = concat!("let id = ", stringify!($name), "::new(\"example-1\")?;")]
+            /// assert_eq!(id.to_string(), "example-1");
+            #[doc = concat!("let err = ", stringify!($name), "::new(\"tab\\there\").unwrap_err();")]
+            /// assert_eq!(err.kind(), ErrorKind::InvalidInput);
+            /// # Ok::<(), consentry::Error>(())
+            /// ```
             pub fn new(value: impl Into<String>) -> Result<Self> {
                 let value = value.into();
                 $check($what, &value, Self::MAX_LEN)?;
@@ -89,6 +105,13 @@ macro_rules! string_id {
             }
 
             /// The identifier as a string slice.
+            ///
+            /// ```
+            #[doc = concat!("use consentry::", stringify!($name), ";")]
+            #[doc = concat!("let id: ", stringify!($name), " = \"example\".parse()?;")]
+            /// assert_eq!(id.as_str(), "example");
+            /// # Ok::<(), consentry::Error>(())
+            /// ```
             pub fn as_str(&self) -> &str {
                 &self.0
             }
@@ -207,10 +230,21 @@ string_id! {
 }
 
 impl ConnectionId {
-    /// A fresh random id, `conn_` followed by 26 base32 characters (128 bits).
+    /// A fresh random id, `conn_` followed by 26 lowercase base32
+    /// characters (128 bits).
     ///
     /// # Errors
     /// [`Error::Random`] if the system random number generator fails.
+    ///
+    /// ```
+    /// use consentry::ConnectionId;
+    /// let a = ConnectionId::generate()?;
+    /// let b = ConnectionId::generate()?;
+    /// assert_eq!(a.as_str().len(), "conn_".len() + 26);
+    /// assert!(a.as_str()["conn_".len()..].bytes().all(|c| matches!(c, b'a'..=b'z' | b'2'..=b'7')));
+    /// assert_ne!(a, b);
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn generate() -> Result<Self> {
         Ok(Self(format!("conn_{}", crate::secret::random_token(16)?)))
     }
@@ -247,13 +281,29 @@ pub struct UserId {
 
 impl UserId {
     /// The longest accepted tenant or user part, in bytes.
+    ///
+    /// ```
+    /// use consentry::UserId;
+    /// let longest = "u".repeat(UserId::MAX_LEN);
+    /// assert!(UserId::in_tenant(longest.as_str(), longest.as_str()).is_ok());
+    /// assert!(UserId::new(longest + "u").is_err());
+    /// ```
     pub const MAX_LEN: usize = 255;
 
     /// A user without a tenant.
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] if `user` is empty, too long, has a control
-    /// character, or contains `/` (use [`UserId::in_tenant`]).
+    /// [`Error::InvalidInput`] if `user` is empty, longer than
+    /// [`UserId::MAX_LEN`] bytes, has a control character, or contains `/`
+    /// (use [`UserId::in_tenant`]).
+    ///
+    /// ```
+    /// use consentry::UserId;
+    /// let alice = UserId::new("alice@example.com")?;
+    /// assert_eq!((alice.tenant(), alice.user()), (None, "alice@example.com"));
+    /// assert!(UserId::new("acme/alice").is_err());
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn new(user: impl Into<String>) -> Result<Self> {
         let user = user.into();
         check_common("user id", &user, Self::MAX_LEN)?;
@@ -269,8 +319,18 @@ impl UserId {
     /// A user inside `tenant`.
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] if either part is empty, too long, has a
-    /// control character, or the tenant contains `/`.
+    /// [`Error::InvalidInput`] if either part is empty, longer than
+    /// [`UserId::MAX_LEN`] bytes, has a control character, or the tenant
+    /// contains `/`. The user part may contain `/`.
+    ///
+    /// ```
+    /// use consentry::UserId;
+    /// let bob = UserId::in_tenant("acme", "bob")?;
+    /// assert_eq!(bob.to_string(), "acme/bob");
+    /// assert_ne!(bob, UserId::in_tenant("globex", "bob")?);
+    /// assert!(UserId::in_tenant("a/b", "bob").is_err());
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn in_tenant(tenant: impl Into<String>, user: impl Into<String>) -> Result<Self> {
         let tenant = tenant.into();
         let user = user.into();
@@ -286,11 +346,25 @@ impl UserId {
     }
 
     /// The tenant, if any.
+    ///
+    /// ```
+    /// use consentry::UserId;
+    /// assert_eq!(UserId::in_tenant("acme", "bob")?.tenant(), Some("acme"));
+    /// assert_eq!(UserId::new("bob")?.tenant(), None);
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn tenant(&self) -> Option<&str> {
         self.tenant.as_deref()
     }
 
     /// The user part, without the tenant.
+    ///
+    /// ```
+    /// use consentry::UserId;
+    /// let id: UserId = "acme/bob".parse()?;
+    /// assert_eq!(id.user(), "bob");
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn user(&self) -> &str {
         &self.user
     }

@@ -85,6 +85,13 @@ macro_rules! secret_type {
 
         impl $name {
             /// Wraps a secret value.
+            ///
+            /// ```
+            #[doc = concat!("use consentry::secret::", stringify!($name), ";")]
+            #[doc = concat!("let s = ", stringify!($name), "::new(\"example-secret\");")]
+            #[doc = concat!("assert_eq!(format!(\"{s:?}\"), \"", stringify!($name), "([REDACTED])\");")]
+            /// assert_eq!(s.expose_secret(), "example-secret");
+            /// ```
             pub fn new(value: impl Into<String>) -> Self {
                 Self(SecretString::from(value.into()))
             }
@@ -94,16 +101,36 @@ macro_rules! secret_type {
             /// # Security
             /// This is the only way to read the value; do not log it, put
             /// it in an error, or keep copies of it longer than needed.
+            ///
+            /// ```
+            #[doc = concat!("use consentry::secret::", stringify!($name), ";")]
+            #[doc = concat!("let s = ", stringify!($name), "::from(String::from(\"example-secret\"));")]
+            /// assert!(s.expose_secret().starts_with("example-"));
+            /// ```
             pub fn expose_secret(&self) -> &str {
                 self.0.expose_secret()
             }
 
             /// Compares with `other` in constant time (lengths are public).
+            ///
+            /// ```
+            #[doc = concat!("use consentry::secret::", stringify!($name), ";")]
+            #[doc = concat!("let a = ", stringify!($name), "::new(\"example-secret\");")]
+            #[doc = concat!("assert!(a.ct_eq(&", stringify!($name), "::new(\"example-secret\")));")]
+            #[doc = concat!("assert!(!a.ct_eq(&", stringify!($name), "::new(\"example-secreT\")));")]
+            /// ```
             pub fn ct_eq(&self, other: &Self) -> bool {
                 constant_time_eq(self.expose_secret().as_bytes(), other.expose_secret().as_bytes())
             }
 
             /// Unwraps into the underlying [`SecretString`].
+            ///
+            /// ```
+            /// use consentry::secrecy::{ExposeSecret, SecretString};
+            #[doc = concat!("use consentry::secret::", stringify!($name), ";")]
+            #[doc = concat!("let inner: SecretString = ", stringify!($name), "::new(\"example-secret\").into_secret();")]
+            /// assert_eq!(inner.expose_secret(), "example-secret");
+            /// ```
             pub fn into_secret(self) -> SecretString {
                 self.0
             }

@@ -1,17 +1,26 @@
 //! The behaviour every [`Store`] must have, as one public async function per
 //! behaviour. consentry runs them against [`MemoryStore`](super::MemoryStore),
-//! `SqliteStore` and `Arc<dyn Store>`; run them against your own store:
+//! `SqliteStore` and `Arc<dyn Store>`; run them against your own store, all
+//! at once with [`run_all`] or one by one (this example serves every case
+//! function below; substitute your store for `MemoryStore`):
 //!
 //! ```
 //! use consentry::store::{conformance, MemoryStore};
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-//! conformance::run_all(&MemoryStore::new()).await;
+//! let store = MemoryStore::new();
+//! conformance::credential_round_trip(&store).await;
+//! conformance::credential_versions_and_compare_and_swap(&store).await;
+//! conformance::credential_batches_are_atomic(&store).await;
+//! conformance::tenants_are_isolated(&store).await;
+//! conformance::data_key_rewrap_is_compare_and_swap(&store).await;
+//! conformance::data_key_destroy(&store).await;
 //! # });
 //! ```
 //!
 //! Each function panics (like an assertion) when the store misbehaves. They
-//! write under users whose ids start with `conformance-` and expect nothing
-//! else under those ids; give them a fresh, empty store.
+//! write under users whose id or tenant starts with `conformance-` and expect
+//! nothing else under those users; give them a fresh, empty store, and run
+//! each case at most once per store.
 //!
 //! These functions are not a stable part of the API: cases are added as the
 //! crate grows, in any release.
@@ -35,7 +44,18 @@ use crate::error::Error;
 use crate::ids::{ConnectionId, UserId};
 use crate::vault::{CredentialKind, KeyId, Version};
 
-/// Runs every conformance case, one after the other.
+/// Runs every conformance case, one after the other; panics at the first
+/// misbehaviour.
+///
+/// ```
+/// use std::sync::Arc;
+/// use consentry::store::{conformance, MemoryStore, Store};
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// // Any store, also behind a trait object, on a fresh, empty instance.
+/// let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+/// conformance::run_all(&store).await; // returns only if every case passed
+/// # });
+/// ```
 pub async fn run_all(store: &dyn Store) {
     credential_round_trip(store).await;
     credential_versions_and_compare_and_swap(store).await;

@@ -102,6 +102,16 @@ impl State {
 
 impl MemoryStore {
     /// An empty store.
+    ///
+    /// ```
+    /// use consentry::UserId;
+    /// use consentry::store::{CredentialStore, MemoryStore};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let store = MemoryStore::new();
+    /// assert!(store.list_credentials(&UserId::new("u")?).await?.is_empty());
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }

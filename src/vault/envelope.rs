@@ -48,6 +48,23 @@ const TAG_LEN: usize = 16;
 
 /// The largest plaintext the vault seals: 64 KiB. OAuth tokens, even large
 /// JWTs, are a few KiB.
+///
+/// ```
+/// # use consentry::{ConnectionId, ErrorKind, UserId};
+/// # use consentry::secrecy::SecretString;
+/// # use consentry::store::MemoryStore;
+/// # use consentry::vault::{CredentialKind, Keyring, Vault, MAX_PLAINTEXT_LEN};
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let vault = Vault::new(MemoryStore::new(), Keyring::generate()?);
+/// let (u, c, kind) = (UserId::new("u")?, ConnectionId::new("c")?, CredentialKind::IdToken);
+/// let largest = SecretString::from("x".repeat(MAX_PLAINTEXT_LEN));
+/// vault.put(&u, &c, kind, largest).await?;
+/// let too_large = SecretString::from("x".repeat(MAX_PLAINTEXT_LEN + 1));
+/// let err = vault.put(&u, &c, kind, too_large).await.unwrap_err();
+/// assert_eq!(err.kind(), ErrorKind::InvalidInput);
+/// # Ok::<(), consentry::Error>(())
+/// # }).unwrap();
+/// ```
 pub const MAX_PLAINTEXT_LEN: usize = 64 * 1024;
 
 /// A parsed, not yet authenticated, v1 envelope.
@@ -81,10 +98,32 @@ impl fmt::Debug for Envelope<'_> {
 }
 
 impl<'a> Envelope<'a> {
-    /// The format version this build writes and reads.
+    /// The format version this build writes and reads: the envelope's first
+    /// byte.
+    ///
+    /// ```
+    /// use consentry::vault::Envelope;
+    /// // Version, key id length, key id "k1", then nonce, commitment and tag.
+    /// let mut bytes = vec![Envelope::VERSION, 2, b'k', b'1'];
+    /// bytes.resize(4 + 24 + 32 + 16, 0);
+    /// assert_eq!(Envelope::parse(&bytes)?.version(), 1);
+    /// bytes[0] = 2;
+    /// assert!(Envelope::parse(&bytes).is_err()); // a version this build does not know
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub const VERSION: u8 = 1;
 
-    /// The largest envelope accepted, in bytes.
+    /// The largest envelope accepted, in bytes: a 64-byte key id and a
+    /// [`MAX_PLAINTEXT_LEN`] plaintext with their framing.
+    ///
+    /// ```
+    /// use consentry::vault::Envelope;
+    /// let mut bytes = vec![Envelope::VERSION, 2, b'k', b'1'];
+    /// bytes.resize(Envelope::MAX_LEN, 0);
+    /// assert!(Envelope::parse(&bytes).is_ok());
+    /// bytes.push(0);
+    /// assert!(Envelope::parse(&bytes).is_err());
+    /// ```
     pub const MAX_LEN: usize = 2 + 64 + NONCE_LEN + COMMIT_LEN + MAX_PLAINTEXT_LEN + TAG_LEN;
 
     /// Parses the structure of `bytes`.
@@ -92,6 +131,24 @@ impl<'a> Envelope<'a> {
     /// # Errors
     /// [`Error::Decrypt`] with [`DecryptFailure::Malformed`] for an unknown
     /// version, a truncated or oversized envelope, or a bad key id.
+    ///
+    /// ```
+    /// # use consentry::{ConnectionId, UserId};
+    /// # use consentry::secrecy::SecretString;
+    /// # use consentry::store::{CredentialKey, CredentialStore, MemoryStore};
+    /// # use consentry::vault::{CredentialKind, Envelope, Keyring, Vault};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let store = MemoryStore::new();
+    /// let vault = Vault::new(store.clone(), Keyring::generate()?);
+    /// let key = CredentialKey::new(UserId::new("u")?, ConnectionId::new("c")?, CredentialKind::AccessToken);
+    /// vault.put(&key.user, &key.connection, key.kind, SecretString::from("ya29.token")).await?;
+    /// let row = store.get_credential(&key).await?.expect("stored");
+    /// let envelope = Envelope::parse(&row.envelope)?;
+    /// assert!(envelope.key_id().starts_with("dk_")); // sealed under the user's data key
+    /// assert!(Envelope::parse(&row.envelope[..40]).is_err()); // truncated
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub fn parse(bytes: &'a [u8]) -> Result<Self> {
         let malformed = || Error::Decrypt {
             what: "envelope",
@@ -128,18 +185,59 @@ impl<'a> Envelope<'a> {
         })
     }
 
-    /// The format version byte.
+    /// The format version byte (always [`Envelope::VERSION`] once parsed).
+    ///
+    /// ```
+    /// use consentry::vault::Envelope;
+    /// let mut bytes = vec![1, 2, b'k', b'1'];
+    /// bytes.resize(4 + 24 + 32 + 16, 0);
+    /// assert_eq!(Envelope::parse(&bytes)?.version(), Envelope::VERSION);
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn version(&self) -> u8 {
         self.header[0]
     }
 
     /// The id of the key this envelope is sealed under: a keyring key id for
     /// a wrapped data key, a data key id for a credential.
+    ///
+    /// ```
+    /// use consentry::{ConnectionId, UserId};
+    /// use consentry::secrecy::SecretString;
+    /// use consentry::store::{DataKeyStore, MemoryStore};
+    /// use consentry::vault::{CredentialKind, Envelope, Keyring, Vault};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let store = MemoryStore::new();
+    /// let vault = Vault::new(store.clone(), Keyring::generate()?);
+    /// let (u, c) = (UserId::new("u")?, ConnectionId::new("c")?);
+    /// vault.put(&u, &c, CredentialKind::AccessToken, SecretString::from("t")).await?;
+    /// let wrapped = store.get_data_key(&u).await?.expect("created by put");
+    /// assert_eq!(Envelope::parse(&wrapped.wrapped)?.key_id(), "k1"); // the keyring key
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub fn key_id(&self) -> &'a str {
         self.key_id
     }
 
-    /// The length of the plaintext inside, in bytes.
+    /// The length of the plaintext inside, in bytes (not secret: the
+    /// ciphertext has the same length).
+    ///
+    /// ```
+    /// use consentry::{ConnectionId, UserId};
+    /// use consentry::secrecy::SecretString;
+    /// use consentry::store::{CredentialKey, CredentialStore, MemoryStore};
+    /// use consentry::vault::{CredentialKind, Envelope, Keyring, Vault};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let store = MemoryStore::new();
+    /// let vault = Vault::new(store.clone(), Keyring::generate()?);
+    /// let key = CredentialKey::new(UserId::new("u")?, ConnectionId::new("c")?, CredentialKind::ApiKey);
+    /// vault.put(&key.user, &key.connection, key.kind, SecretString::from("sk_live_123")).await?;
+    /// let row = store.get_credential(&key).await?.expect("stored");
+    /// assert_eq!(Envelope::parse(&row.envelope)?.plaintext_len(), "sk_live_123".len());
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub fn plaintext_len(&self) -> usize {
         self.sealed.len() - TAG_LEN
     }

@@ -31,13 +31,30 @@ pub struct KeyId(String);
 
 impl KeyId {
     /// The longest accepted id, in bytes.
+    ///
+    /// ```
+    /// use consentry::vault::KeyId;
+    /// let longest = "k".repeat(KeyId::MAX_LEN);
+    /// assert!(KeyId::new(longest.as_str()).is_ok());
+    /// assert!(KeyId::new(longest + "k").is_err());
+    /// ```
     pub const MAX_LEN: usize = 64;
 
     /// Validates and wraps a key id.
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] if `id` is empty, longer than 64 bytes, or
-    /// has a character other than ASCII letters, digits, `_`, `-`, `.`.
+    /// [`Error::InvalidInput`] if `id` is empty, longer than
+    /// [`KeyId::MAX_LEN`] bytes, or has a character other than ASCII
+    /// letters, digits, `_`, `-`, `.`.
+    ///
+    /// ```
+    /// use consentry::{ErrorKind, vault::KeyId};
+    /// let id = KeyId::new("2025-06.primary")?;
+    /// assert_eq!(id.to_string(), "2025-06.primary");
+    /// assert_eq!(KeyId::new("k 1").unwrap_err().kind(), ErrorKind::InvalidInput);
+    /// assert!(KeyId::new("k:1").is_err()); // `:` separates id and key in the text form
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn new(id: impl Into<String>) -> Result<Self> {
         let id = id.into();
         if id.is_empty() || id.len() > Self::MAX_LEN {
@@ -59,6 +76,13 @@ impl KeyId {
     }
 
     /// The id as a string slice.
+    ///
+    /// ```
+    /// use consentry::vault::KeyId;
+    /// let id: KeyId = "k7".parse()?;
+    /// assert_eq!(id.as_str(), "k7");
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -153,6 +177,16 @@ impl Keyring {
     ///
     /// # Errors
     /// [`Error::Random`] if the system random number generator fails.
+    ///
+    /// ```
+    /// use consentry::vault::Keyring;
+    /// let ring = Keyring::generate()?;
+    /// assert_eq!(ring.ids().map(|id| id.as_str()).collect::<Vec<_>>(), ["k1"]);
+    /// // Each call draws a fresh key.
+    /// use consentry::secrecy::ExposeSecret;
+    /// assert_ne!(ring.export().expose_secret(), Keyring::generate()?.export().expose_secret());
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn generate() -> Result<Self> {
         Ok(Self {
             keys: vec![(KeyId("k1".to_owned()), Arc::new(random_key()?))],
@@ -241,6 +275,12 @@ impl Keyring {
     /// [`Error::InvalidInput`] if the variable is unset, not Unicode, or does
     /// not parse (see [`Keyring::parse`]).
     ///
+    /// # Security
+    /// When the variable is set but not valid Unicode, the error message
+    /// currently quotes its raw contents (they come from the standard
+    /// library's `VarError`), which may include key bytes: do not log or
+    /// return that error as is.
+    ///
     /// ```
     /// use consentry::vault::Keyring;
     /// assert!(Keyring::from_env("CONSENTRY_DOC_EXAMPLE_UNSET").is_err());
@@ -258,9 +298,24 @@ impl Keyring {
     /// Adds `key` under `id` as the new primary; the other keys stay for
     /// unwrapping.
     ///
+    /// Use it to bring in a key generated elsewhere (a KMS, a secrets
+    /// manager); [`Keyring::rotated`] generates one for you.
+    ///
     /// # Errors
     /// [`Error::InvalidInput`] if `id` is already in the keyring or the
-    /// keyring is full.
+    /// keyring is full (64 keys).
+    ///
+    /// ```
+    /// use consentry::vault::{KeyId, Keyring};
+    /// use zeroize::Zeroizing;
+    /// let ring = Keyring::generate()?;
+    /// let key = Zeroizing::new([7u8; 32]); // in production: 32 random bytes
+    /// let ring = ring.with_primary(KeyId::new("kms-2025")?, &key)?;
+    /// assert_eq!(ring.primary().as_str(), "kms-2025");
+    /// assert!(ring.contains(&KeyId::new("k1")?));
+    /// assert!(ring.with_primary(KeyId::new("k1")?, &key).is_err()); // already present
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn with_primary(&self, id: KeyId, key: &Zeroizing<[u8; 32]>) -> Result<Self> {
         if self.contains(&id) {
             return Err(Error::invalid(
@@ -285,7 +340,17 @@ impl Keyring {
     ///
     /// # Errors
     /// [`Error::Random`] if the random number generator fails;
-    /// [`Error::InvalidInput`] if the keyring is full.
+    /// [`Error::InvalidInput`] if the keyring is full (or the computed id is
+    /// already taken, which only happens when `N` is `u64::MAX`).
+    ///
+    /// ```
+    /// use consentry::vault::Keyring;
+    /// let key = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"; // for the example only
+    /// let ring = Keyring::parse(&format!("k7:{key},legacy:{key}"))?;
+    /// let rotated = ring.rotated()?;
+    /// assert_eq!(rotated.ids().map(|id| id.as_str()).collect::<Vec<_>>(), ["k8", "k7", "legacy"]);
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn rotated(&self) -> Result<Self> {
         let next = self
             .ids()
@@ -306,6 +371,17 @@ impl Keyring {
     /// # Errors
     /// [`Error::PrimaryKey`] if `id` is the primary key;
     /// [`Error::KeyNotFound`] if it is not in the keyring.
+    ///
+    /// ```
+    /// use consentry::{Error, vault::{KeyId, Keyring}};
+    /// let ring = Keyring::generate()?.rotated()?; // k2 (primary), k1
+    /// let (k1, k2) = (KeyId::new("k1")?, KeyId::new("k2")?);
+    /// let smaller = ring.without(&k1)?;
+    /// assert_eq!(smaller.ids().collect::<Vec<_>>(), [&k2]);
+    /// assert!(matches!(ring.without(&k2), Err(Error::PrimaryKey { .. })));
+    /// assert!(matches!(smaller.without(&k1), Err(Error::KeyNotFound { .. })));
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn without(&self, id: &KeyId) -> Result<Self> {
         if self.primary() == id {
             return Err(Error::PrimaryKey { key_id: id.clone() });
@@ -318,22 +394,58 @@ impl Keyring {
         })
     }
 
-    /// The primary key's id.
+    /// The primary key's id: the key that wraps new data keys.
+    ///
+    /// ```
+    /// use consentry::vault::Keyring;
+    /// let ring = Keyring::generate()?;
+    /// assert_eq!(ring.primary().as_str(), "k1");
+    /// assert_eq!(ring.rotated()?.primary().as_str(), "k2");
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn primary(&self) -> &KeyId {
         &self.keys[0].0
     }
 
     /// All key ids, primary first.
+    ///
+    /// ```
+    /// use consentry::vault::Keyring;
+    /// let ring = Keyring::generate()?.rotated()?.rotated()?;
+    /// let ids: Vec<&str> = ring.ids().map(|id| id.as_str()).collect();
+    /// assert_eq!(ids, ["k3", "k2", "k1"]);
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn ids(&self) -> impl Iterator<Item = &KeyId> {
         self.keys.iter().map(|(id, _)| id)
     }
 
     /// Whether the keyring holds key `id`.
+    ///
+    /// ```
+    /// use consentry::vault::{KeyId, Keyring};
+    /// let ring = Keyring::generate()?;
+    /// assert!(ring.contains(&KeyId::new("k1")?));
+    /// assert!(!ring.contains(&KeyId::new("k2")?));
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn contains(&self, id: &KeyId) -> bool {
         self.keys.iter().any(|(k, _)| k == id)
     }
 
-    /// The text form, for storing the keyring where the host keeps secrets.
+    /// The text form (`id:key,...`, primary first), for storing the keyring
+    /// where the host keeps secrets. [`Keyring::parse`] reads it back.
+    ///
+    /// ```
+    /// use consentry::secrecy::ExposeSecret;
+    /// use consentry::vault::Keyring;
+    /// let ring = Keyring::generate()?.rotated()?;
+    /// let text = ring.export(); // a SecretString: `Debug` redacts it
+    /// assert!(text.expose_secret().starts_with("k2:"));
+    /// let back = Keyring::parse(text.expose_secret())?;
+    /// assert_eq!(back.export().expose_secret(), text.expose_secret());
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn export(&self) -> SecretString {
         let text = self
             .keys
@@ -376,6 +488,28 @@ fn random_key() -> Result<SealKey> {
 #[async_trait::async_trait]
 pub trait KeyProvider: fmt::Debug + Send + Sync {
     /// Loads the current keyring.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] if the source is unusable or its text does
+    /// not parse; a custom provider may return other errors (such as
+    /// [`Error::Storage`] for an unreachable secrets manager).
+    ///
+    /// ```
+    /// # use consentry::secrecy::ExposeSecret;
+    /// # use consentry::vault::{KeyProvider, Keyring};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// // A provider with a fixed keyring (a real one would ask a secrets manager).
+    /// #[derive(Debug)] struct Fixed(String);
+    /// #[async_trait::async_trait]
+    /// impl KeyProvider for Fixed {
+    ///     async fn load(&self) -> consentry::Result<Keyring> { Keyring::parse(&self.0) }
+    /// }
+    /// let text = Keyring::generate()?.export();
+    /// let ring = Fixed(text.expose_secret().to_owned()).load().await?;
+    /// assert_eq!(ring.primary().as_str(), "k1");
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     async fn load(&self) -> Result<Keyring>;
 }
 
@@ -392,7 +526,16 @@ pub struct EnvKeyProvider {
 }
 
 impl EnvKeyProvider {
-    /// Reads from variable `var`.
+    /// Reads from variable `var` on every [`KeyProvider::load`].
+    ///
+    /// ```
+    /// use consentry::vault::{EnvKeyProvider, KeyProvider};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let provider = EnvKeyProvider::new("CONSENTRY_DOC_EXAMPLE_UNSET");
+    /// let err = provider.load().await.unwrap_err();
+    /// assert!(err.to_string().contains("CONSENTRY_DOC_EXAMPLE_UNSET"));
+    /// # });
+    /// ```
     pub fn new(var: impl Into<String>) -> Self {
         Self { var: var.into() }
     }
@@ -430,7 +573,17 @@ pub struct FileKeyProvider {
 }
 
 impl FileKeyProvider {
-    /// Reads from the file at `path`.
+    /// Reads from the file at `path` on every [`KeyProvider::load`].
+    ///
+    /// ```
+    /// use consentry::vault::{FileKeyProvider, KeyProvider};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let provider = FileKeyProvider::new(dir.path().join("missing"));
+    /// let err = provider.load().await.unwrap_err();
+    /// assert!(err.to_string().contains("cannot read key file"));
+    /// # });
+    /// ```
     pub fn new(path: impl Into<PathBuf>) -> Self {
         Self { path: path.into() }
     }

@@ -96,6 +96,15 @@ pub enum CredentialKind {
 
 impl CredentialKind {
     /// Every kind, in a stable order.
+    ///
+    /// ```
+    /// use consentry::vault::CredentialKind;
+    /// assert_eq!(CredentialKind::ALL.len(), 5);
+    /// for kind in CredentialKind::ALL {
+    ///     assert_eq!(kind.as_str().parse::<CredentialKind>()?, kind);
+    /// }
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub const ALL: [Self; 5] = [
         Self::AccessToken,
         Self::RefreshToken,
@@ -104,7 +113,16 @@ impl CredentialKind {
         Self::ApiKey,
     ];
 
-    /// The stable snake_case name, as stored and authenticated.
+    /// The stable snake_case name, as stored and authenticated; also the
+    /// `Display`, `FromStr` and serde form.
+    ///
+    /// ```
+    /// use consentry::vault::CredentialKind;
+    /// assert_eq!(CredentialKind::AccessToken.as_str(), "access_token");
+    /// assert_eq!(CredentialKind::ApiKey.to_string(), "api_key");
+    /// let json = serde_json::to_string(&CredentialKind::ClientSecret).unwrap();
+    /// assert_eq!(json, format!("\"{}\"", CredentialKind::ClientSecret.as_str()));
+    /// ```
     pub fn as_str(self) -> &'static str {
         match self {
             Self::AccessToken => "access_token",
@@ -147,19 +165,44 @@ pub struct Version(u64);
 
 impl Version {
     /// Nothing stored.
+    ///
+    /// ```
+    /// use consentry::vault::Version;
+    /// assert_eq!(Version::NONE, Version::default());
+    /// assert_eq!(Version::NONE.next(), Version::new(1)); // the version of a first write
+    /// ```
     pub const NONE: Self = Self(0);
 
     /// Wraps a raw version number.
+    ///
+    /// ```
+    /// use consentry::vault::Version;
+    /// const THIRD: Version = Version::new(3);
+    /// assert_eq!(THIRD.get(), 3);
+    /// assert_eq!(THIRD.to_string(), "3");
+    /// ```
     pub const fn new(v: u64) -> Self {
         Self(v)
     }
 
     /// The raw version number.
+    ///
+    /// ```
+    /// use consentry::vault::Version;
+    /// assert_eq!(Version::new(7).get(), 7);
+    /// assert_eq!(Version::NONE.get(), 0);
+    /// ```
     pub const fn get(self) -> u64 {
         self.0
     }
 
-    /// The version after this one.
+    /// The version after this one (saturating at `u64::MAX`).
+    ///
+    /// ```
+    /// use consentry::vault::Version;
+    /// assert_eq!(Version::new(1).next(), Version::new(2));
+    /// assert_eq!(Version::new(u64::MAX).next(), Version::new(u64::MAX));
+    /// ```
     pub const fn next(self) -> Self {
         Self(self.0.saturating_add(1))
     }
@@ -171,7 +214,26 @@ impl fmt::Display for Version {
     }
 }
 
-/// A value with the version it was read at, for [`Vault::compare_and_put`].
+/// A value with the version it was stored with, as [`Vault::get`] returns
+/// it. Pass the version to [`Vault::compare_and_put`] to write only if
+/// nobody changed the value since.
+///
+/// ```
+/// # use consentry::{ConnectionId, UserId};
+/// # use consentry::secrecy::SecretString;
+/// # use consentry::store::MemoryStore;
+/// # use consentry::vault::{CredentialKind, Keyring, Vault, Versioned};
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let vault = Vault::new(MemoryStore::new(), Keyring::generate()?);
+/// let (u, c, kind) = (UserId::new("u")?, ConnectionId::new("c")?, CredentialKind::AccessToken);
+/// let v1 = vault.put(&u, &c, kind, SecretString::from("first")).await?;
+/// let read: Versioned<SecretString> = vault.get(&u, &c, kind).await?;
+/// assert_eq!(read.version, v1);
+/// let v2 = vault.compare_and_put(&u, &c, kind, read.version, SecretString::from("second")).await?;
+/// assert_eq!(v2, v1.next());
+/// # Ok::<(), consentry::Error>(())
+/// # }).unwrap();
+/// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Versioned<T> {
@@ -181,7 +243,17 @@ pub struct Versioned<T> {
     pub version: Version,
 }
 
-/// One credential to store with [`Vault::write_many`].
+/// One credential to store with [`Vault::write_many`]. `Debug` does not
+/// show the secret.
+///
+/// ```
+/// use consentry::secrecy::SecretString;
+/// use consentry::vault::{CredentialKind, CredentialUpdate, Version};
+/// let update = CredentialUpdate::new(CredentialKind::AccessToken, SecretString::from("ya29.new"))
+///     .expecting(Version::new(3));
+/// assert_eq!(update.expected, Some(Version::new(3)));
+/// assert!(!format!("{update:?}").contains("ya29.new"));
+/// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct CredentialUpdate {
@@ -195,7 +267,15 @@ pub struct CredentialUpdate {
 }
 
 impl CredentialUpdate {
-    /// An unconditional update.
+    /// An unconditional update: it replaces whatever is stored.
+    ///
+    /// ```
+    /// use consentry::secrecy::SecretString;
+    /// use consentry::vault::{CredentialKind, CredentialUpdate};
+    /// let update = CredentialUpdate::new(CredentialKind::RefreshToken, SecretString::from("1//0g"));
+    /// assert_eq!(update.kind, CredentialKind::RefreshToken);
+    /// assert_eq!(update.expected, None);
+    /// ```
     pub fn new(kind: CredentialKind, secret: SecretString) -> Self {
         Self {
             kind,
@@ -204,7 +284,25 @@ impl CredentialUpdate {
         }
     }
 
-    /// Makes the update conditional on the stored version being `version`.
+    /// Makes the update conditional on the stored version being `version`
+    /// ([`Version::NONE`]: only if nothing is stored).
+    ///
+    /// ```
+    /// # use consentry::{ConnectionId, Error, UserId};
+    /// # use consentry::secrecy::SecretString;
+    /// # use consentry::store::MemoryStore;
+    /// # use consentry::vault::{CredentialKind, CredentialUpdate, Keyring, Vault, Version};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let vault = Vault::new(MemoryStore::new(), Keyring::generate()?);
+    /// let (u, c, kind) = (UserId::new("u")?, ConnectionId::new("c")?, CredentialKind::AccessToken);
+    /// let v1 = vault.put(&u, &c, kind, SecretString::from("a1")).await?;
+    /// let stale = CredentialUpdate::new(kind, SecretString::from("a2")).expecting(Version::NONE);
+    /// assert!(matches!(vault.write_many(&u, &c, vec![stale]).await, Err(Error::Conflict { .. })));
+    /// let fresh = CredentialUpdate::new(kind, SecretString::from("a2")).expecting(v1);
+    /// assert_eq!(vault.write_many(&u, &c, vec![fresh]).await?, vec![v1.next()]);
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     #[must_use]
     pub fn expecting(mut self, version: Version) -> Self {
         self.expected = Some(version);
@@ -213,6 +311,25 @@ impl CredentialUpdate {
 }
 
 /// What [`Vault::rewrap`] did.
+///
+/// ```
+/// # use consentry::{ConnectionId, UserId};
+/// # use consentry::secrecy::SecretString;
+/// # use consentry::store::MemoryStore;
+/// # use consentry::vault::{CredentialKind, Keyring, Vault};
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let vault = Vault::new(MemoryStore::new(), Keyring::generate()?);
+/// for name in ["alice", "bob"] {
+///     let (u, c) = (UserId::new(name)?, ConnectionId::new("c")?);
+///     vault.put(&u, &c, CredentialKind::AccessToken, SecretString::from("t")).await?;
+/// }
+/// vault.set_keyring(vault.keyring().rotated()?);
+/// let report = vault.rewrap().await?;
+/// assert_eq!((report.rewrapped, report.skipped, report.failed), (2, 0, 0));
+/// assert!(report.missing_keys.is_empty());
+/// # Ok::<(), consentry::Error>(())
+/// # }).unwrap();
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RewrapReport {
@@ -227,13 +344,53 @@ pub struct RewrapReport {
 }
 
 impl RewrapReport {
-    /// Whether every data key is now under the primary key.
+    /// Whether the run left nothing behind that it could not move: no data
+    /// key is under a key the keyring lacks and none failed to
+    /// authenticate. Keys counted in `skipped` were changed concurrently;
+    /// run [`Vault::rewrap`] again to pick up any that still need it.
+    ///
+    /// ```
+    /// # use consentry::{ConnectionId, UserId};
+    /// # use consentry::secrecy::SecretString;
+    /// # use consentry::store::MemoryStore;
+    /// # use consentry::vault::{CredentialKind, KeyId, Keyring, Vault};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let vault = Vault::new(MemoryStore::new(), Keyring::generate()?);
+    /// let (u, c) = (UserId::new("u")?, ConnectionId::new("c")?);
+    /// vault.put(&u, &c, CredentialKind::ApiKey, SecretString::from("key")).await?;
+    /// // `k1` is dropped before rewrapping: the data key under it cannot move.
+    /// let k1 = KeyId::new("k1")?;
+    /// vault.set_keyring(vault.keyring().rotated()?.without(&k1)?);
+    /// let report = vault.rewrap().await?;
+    /// assert_eq!(report.missing_keys.get(&k1), Some(&1));
+    /// assert!(!report.is_complete());
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub fn is_complete(&self) -> bool {
         self.missing_keys.is_empty() && self.failed == 0
     }
 }
 
 /// What [`Vault::erase_user`] did.
+///
+/// ```
+/// # use consentry::{ConnectionId, UserId};
+/// # use consentry::secrecy::SecretString;
+/// # use consentry::store::MemoryStore;
+/// # use consentry::vault::{CredentialKind, ErasureReport, Keyring, Vault};
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let vault = Vault::new(MemoryStore::new(), Keyring::generate()?);
+/// let (u, c) = (UserId::new("u")?, ConnectionId::new("c")?);
+/// vault.put(&u, &c, CredentialKind::AccessToken, SecretString::from("a")).await?;
+/// vault.put(&u, &c, CredentialKind::RefreshToken, SecretString::from("r")).await?;
+/// let report = vault.erase_user(&u).await?;
+/// assert!(report.data_key_destroyed);
+/// assert_eq!(report.credentials_deleted, 2);
+/// assert_eq!(vault.erase_user(&u).await?, ErasureReport::default()); // nothing left
+/// # Ok::<(), consentry::Error>(())
+/// # }).unwrap();
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ErasureReport {
@@ -256,7 +413,24 @@ const REWRAP_BATCH: usize = 256;
 
 /// The token vault. Cheap to clone; clones share keys, cache and stores.
 ///
-/// See the [module documentation](self) for an example.
+/// See the [module documentation](self) for a tour.
+///
+/// ```
+/// # use consentry::{ConnectionId, UserId};
+/// # use consentry::secrecy::{ExposeSecret, SecretString};
+/// # use consentry::store::MemoryStore;
+/// # use consentry::vault::{CredentialKind, Keyring, Vault};
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let vault = Vault::new(MemoryStore::new(), Keyring::generate()?);
+/// let clone = vault.clone();
+/// let (u, c) = (UserId::new("u")?, ConnectionId::new("c")?);
+/// clone.put(&u, &c, CredentialKind::ApiKey, SecretString::from("key-1")).await?;
+/// assert_eq!(vault.get(&u, &c, CredentialKind::ApiKey).await?.value.expose_secret(), "key-1");
+/// clone.set_keyring(vault.keyring().rotated()?);
+/// assert_eq!(vault.keyring().primary().as_str(), "k2"); // the keyring is shared too
+/// # Ok::<(), consentry::Error>(())
+/// # }).unwrap();
+/// ```
 #[derive(Clone)]
 pub struct Vault {
     inner: Arc<Inner>,
@@ -282,6 +456,22 @@ impl fmt::Debug for Vault {
 
 impl Vault {
     /// A vault keeping credentials and data keys in `store`.
+    ///
+    /// ```
+    /// use consentry::{ConnectionId, UserId};
+    /// use consentry::secrecy::SecretString;
+    /// use consentry::store::{CredentialStore, DataKeyStore, MemoryStore};
+    /// use consentry::vault::{CredentialKind, Keyring, Vault};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let store = MemoryStore::new(); // clones share one map
+    /// let vault = Vault::new(store.clone(), Keyring::generate()?);
+    /// let (u, c) = (UserId::new("u")?, ConnectionId::new("c")?);
+    /// vault.put(&u, &c, CredentialKind::AccessToken, SecretString::from("t")).await?;
+    /// assert_eq!(store.list_credentials(&u).await?.len(), 1); // sealed, never plaintext
+    /// assert!(store.get_data_key(&u).await?.is_some()); // wrapped under the keyring
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub fn new<S>(store: S, keyring: Keyring) -> Self
     where
         S: CredentialStore + DataKeyStore,
@@ -294,10 +484,19 @@ impl Vault {
     /// credentials (and their backups).
     ///
     /// ```
-    /// use consentry::store::MemoryStore;
-    /// use consentry::vault::{Keyring, Vault};
-    /// let vault = Vault::with_stores(MemoryStore::new(), MemoryStore::new(), Keyring::generate()?);
+    /// use consentry::{ConnectionId, UserId};
+    /// use consentry::secrecy::SecretString;
+    /// use consentry::store::{DataKeyStore, MemoryStore};
+    /// use consentry::vault::{CredentialKind, Keyring, Vault};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let (credentials, data_keys) = (MemoryStore::new(), MemoryStore::new());
+    /// let vault = Vault::with_stores(credentials.clone(), data_keys.clone(), Keyring::generate()?);
+    /// let (u, c) = (UserId::new("u")?, ConnectionId::new("c")?);
+    /// vault.put(&u, &c, CredentialKind::AccessToken, SecretString::from("t")).await?;
+    /// assert!(data_keys.get_data_key(&u).await?.is_some());
+    /// assert!(credentials.get_data_key(&u).await?.is_none());
     /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
     /// ```
     pub fn with_stores(
         credentials: impl CredentialStore,
@@ -315,7 +514,20 @@ impl Vault {
         }
     }
 
-    /// The current keyring.
+    /// The current keyring (a snapshot: a later [`Vault::set_keyring`] does
+    /// not change it).
+    ///
+    /// ```
+    /// use consentry::store::MemoryStore;
+    /// use consentry::vault::{Keyring, Vault};
+    /// let vault = Vault::new(MemoryStore::new(), Keyring::generate()?);
+    /// let ring = vault.keyring();
+    /// assert_eq!(ring.primary().as_str(), "k1");
+    /// vault.set_keyring(ring.rotated()?);
+    /// assert_eq!(ring.primary().as_str(), "k1"); // the snapshot
+    /// assert_eq!(vault.keyring().primary().as_str(), "k2");
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn keyring(&self) -> Arc<Keyring> {
         self.inner
             .keyring
@@ -327,6 +539,24 @@ impl Vault {
     /// Replaces the keyring, typically with one that has a new primary key
     /// ([`Keyring::rotated`]). Takes effect for the next call; data keys
     /// already unwrapped stay usable.
+    ///
+    /// ```
+    /// # use consentry::{ConnectionId, UserId};
+    /// # use consentry::secrecy::{ExposeSecret, SecretString};
+    /// # use consentry::store::MemoryStore;
+    /// # use consentry::vault::{CredentialKind, KeyId, Keyring, Vault};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let vault = Vault::new(MemoryStore::new(), Keyring::generate()?);
+    /// let (alice, bob, c) = (UserId::new("alice")?, UserId::new("bob")?, ConnectionId::new("c")?);
+    /// vault.put(&alice, &c, CredentialKind::AccessToken, SecretString::from("a")).await?;
+    /// vault.set_keyring(vault.keyring().rotated()?);
+    /// vault.put(&bob, &c, CredentialKind::AccessToken, SecretString::from("b")).await?;
+    /// let usage = vault.key_usage().await?; // new data keys go under the new primary
+    /// assert_eq!((usage[&KeyId::new("k1")?], usage[&KeyId::new("k2")?]), (1, 1));
+    /// assert_eq!(vault.get(&alice, &c, CredentialKind::AccessToken).await?.value.expose_secret(), "a");
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub fn set_keyring(&self, keyring: Keyring) {
         *self
             .inner
@@ -335,11 +565,32 @@ impl Vault {
             .unwrap_or_else(PoisonError::into_inner) = Arc::new(keyring);
     }
 
-    /// Stores `secret` for `user`'s `connection`, replacing what was there.
+    /// Stores `secret` for `user`'s `connection`, replacing what was there,
+    /// and returns its new version. The user's data key is created on the
+    /// first write.
     ///
     /// # Errors
     /// [`Error::InvalidInput`] if the secret is over
-    /// [`MAX_PLAINTEXT_LEN`]; key and storage errors.
+    /// [`MAX_PLAINTEXT_LEN`] bytes; [`Error::KeyNotFound`] or
+    /// [`Error::Decrypt`] if the user's data key cannot be unwrapped;
+    /// [`Error::Storage`] if the store fails; [`Error::Random`] if the
+    /// system random number generator fails.
+    ///
+    /// ```
+    /// use consentry::{ConnectionId, UserId};
+    /// use consentry::secrecy::{ExposeSecret, SecretString};
+    /// use consentry::store::MemoryStore;
+    /// use consentry::vault::{CredentialKind, Keyring, Vault};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let vault = Vault::new(MemoryStore::new(), Keyring::generate()?);
+    /// let (u, c, kind) = (UserId::new("u")?, ConnectionId::new("c")?, CredentialKind::AccessToken);
+    /// let v1 = vault.put(&u, &c, kind, SecretString::from("ya29.first")).await?;
+    /// let v2 = vault.put(&u, &c, kind, SecretString::from("ya29.second")).await?;
+    /// assert_eq!((v1.get(), v2.get()), (1, 2));
+    /// assert_eq!(vault.get(&u, &c, kind).await?.value.expose_secret(), "ya29.second");
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn put(
         &self,
         user: &UserId,
@@ -355,6 +606,7 @@ impl Vault {
     ///
     /// # Errors
     /// [`Error::Conflict`] if the version moved on; nothing is written.
+    /// Otherwise as [`Vault::put`].
     ///
     /// ```
     /// use consentry::{ConnectionId, Error, UserId};
@@ -408,6 +660,7 @@ impl Vault {
     /// # Errors
     /// [`Error::Conflict`] if any update's expected version is stale
     /// (nothing is written); [`Error::InvalidInput`] if a kind appears twice.
+    /// Otherwise as [`Vault::put`].
     ///
     /// ```
     /// use consentry::{ConnectionId, UserId};
@@ -458,8 +711,27 @@ impl Vault {
     ///
     /// # Errors
     /// [`Error::NotFound`] if there is none; [`Error::Decrypt`] if it was
-    /// tampered with or moved; [`Error::KeyNotFound`] naming the key id if
-    /// the user's data key is wrapped under a key the keyring lacks.
+    /// tampered with or moved, or if the user's data key it was sealed under
+    /// is gone (erased or replaced); [`Error::KeyNotFound`] naming the key id
+    /// if the user's data key is wrapped under a key the keyring lacks;
+    /// [`Error::Storage`] if the store fails.
+    ///
+    /// ```
+    /// # use consentry::{ConnectionId, Error, UserId};
+    /// # use consentry::secrecy::{ExposeSecret, SecretString};
+    /// # use consentry::store::MemoryStore;
+    /// # use consentry::vault::{CredentialKind, Keyring, Vault, Version};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let vault = Vault::new(MemoryStore::new(), Keyring::generate()?);
+    /// let (u, c) = (UserId::new("u")?, ConnectionId::new("c")?);
+    /// vault.put(&u, &c, CredentialKind::RefreshToken, SecretString::from("1//0g")).await?;
+    /// let got = vault.get(&u, &c, CredentialKind::RefreshToken).await?;
+    /// assert_eq!((got.value.expose_secret(), got.version), ("1//0g", Version::new(1)));
+    /// let missing = vault.get(&u, &c, CredentialKind::AccessToken).await;
+    /// assert!(matches!(missing, Err(Error::NotFound { what: "credential" })));
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn get(
         &self,
         user: &UserId,
@@ -490,10 +762,28 @@ impl Vault {
         })
     }
 
-    /// Deletes every credential of `connection`; returns how many.
+    /// Deletes every credential of `user`'s `connection`; returns how many.
+    /// The user's data key and other connections stay.
     ///
     /// # Errors
-    /// Storage errors.
+    /// [`Error::Storage`] if the store fails.
+    ///
+    /// ```
+    /// # use consentry::{ConnectionId, UserId};
+    /// # use consentry::secrecy::SecretString;
+    /// # use consentry::store::MemoryStore;
+    /// # use consentry::vault::{CredentialKind, Keyring, Vault};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let vault = Vault::new(MemoryStore::new(), Keyring::generate()?);
+    /// let (u, google, github) = (UserId::new("u")?, ConnectionId::new("google")?, ConnectionId::new("github")?);
+    /// vault.put(&u, &google, CredentialKind::AccessToken, SecretString::from("a")).await?;
+    /// vault.put(&u, &google, CredentialKind::RefreshToken, SecretString::from("r")).await?;
+    /// vault.put(&u, &github, CredentialKind::AccessToken, SecretString::from("g")).await?;
+    /// assert_eq!(vault.delete_connection(&u, &google).await?, 2);
+    /// assert!(vault.get(&u, &github, CredentialKind::AccessToken).await.is_ok());
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn delete_connection(&self, user: &UserId, connection: &ConnectionId) -> Result<u64> {
         self.inner
             .credentials
@@ -510,7 +800,28 @@ impl Vault {
     /// this covers.
     ///
     /// # Errors
-    /// Storage errors; calling it again finishes the job.
+    /// [`Error::Storage`] if the store fails; calling it again finishes the
+    /// job.
+    ///
+    /// ```
+    /// # use consentry::{ConnectionId, ErrorKind, UserId};
+    /// # use consentry::secrecy::SecretString;
+    /// # use consentry::store::{CredentialKey, CredentialStore, CredentialWrite, MemoryStore};
+    /// # use consentry::vault::{CredentialKind, Keyring, Vault};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let (u, c, kind) = (UserId::new("u")?, ConnectionId::new("c")?, CredentialKind::RefreshToken);
+    /// let (credentials, data_keys) = (MemoryStore::new(), MemoryStore::new());
+    /// let vault = Vault::with_stores(credentials.clone(), data_keys, Keyring::generate()?);
+    /// vault.put(&u, &c, kind, SecretString::from("1//0g")).await?;
+    /// let key = CredentialKey::new(u.clone(), c.clone(), kind);
+    /// let backup = credentials.get_credential(&key).await?.expect("stored");
+    /// vault.erase_user(&u).await?;
+    /// // Restoring the row from a backup brings back a ciphertext nobody can open.
+    /// credentials.put_credentials(vec![CredentialWrite::new(key, backup.envelope)]).await?;
+    /// assert_eq!(vault.get(&u, &c, kind).await.unwrap_err().kind(), ErrorKind::Crypto);
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn erase_user(&self, user: &UserId) -> Result<ErasureReport> {
         let data_key_destroyed = self.inner.data_keys.destroy_data_key(user).await?;
         self.forget(user);
@@ -521,10 +832,33 @@ impl Vault {
         })
     }
 
-    /// How many data keys each keyring key wraps, from the store.
+    /// How many data keys each keyring key wraps, from the store. A key
+    /// that wraps none is absent from the map and can be retired.
     ///
     /// # Errors
-    /// Storage errors.
+    /// [`Error::Storage`] if the store fails.
+    ///
+    /// ```
+    /// # use consentry::{ConnectionId, UserId};
+    /// # use consentry::secrecy::SecretString;
+    /// # use consentry::store::MemoryStore;
+    /// # use consentry::vault::{CredentialKind, KeyId, Keyring, Vault};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let vault = Vault::new(MemoryStore::new(), Keyring::generate()?);
+    /// # for name in ["alice", "bob"] {
+    /// #     let (u, c) = (UserId::new(name)?, ConnectionId::new("c")?);
+    /// #     vault.put(&u, &c, CredentialKind::AccessToken, SecretString::from("t")).await?;
+    /// # }
+    /// // alice and bob have one credential each, so one data key each, under k1.
+    /// let (k1, k2) = (KeyId::new("k1")?, KeyId::new("k2")?);
+    /// assert_eq!(vault.key_usage().await?.get(&k1), Some(&2));
+    /// vault.set_keyring(vault.keyring().rotated()?);
+    /// vault.rewrap().await?;
+    /// let usage = vault.key_usage().await?;
+    /// assert_eq!((usage.get(&k1), usage.get(&k2)), (None, Some(&2))); // k1 can be retired
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn key_usage(&self) -> Result<BTreeMap<KeyId, u64>> {
         self.inner.data_keys.data_key_usage().await
     }
@@ -537,8 +871,26 @@ impl Vault {
     /// interrupted run stopped.
     ///
     /// # Errors
-    /// Storage errors. Keys the keyring lacks and rows that fail to
-    /// authenticate are counted in the report, not raised.
+    /// [`Error::Storage`] if the store fails; [`Error::Random`] if the
+    /// system random number generator fails. Keys the keyring lacks and
+    /// rows that fail to authenticate are counted in the report, not raised.
+    ///
+    /// ```
+    /// # use consentry::{ConnectionId, UserId};
+    /// # use consentry::secrecy::{ExposeSecret, SecretString};
+    /// # use consentry::store::MemoryStore;
+    /// # use consentry::vault::{CredentialKind, Keyring, Vault};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let vault = Vault::new(MemoryStore::new(), Keyring::generate()?);
+    /// let (u, c, kind) = (UserId::new("u")?, ConnectionId::new("c")?, CredentialKind::AccessToken);
+    /// vault.put(&u, &c, kind, SecretString::from("t")).await?;
+    /// vault.set_keyring(vault.keyring().rotated()?);
+    /// assert_eq!(vault.rewrap().await?.rewrapped, 1);
+    /// assert_eq!(vault.rewrap().await?.rewrapped, 0); // nothing left: running again is harmless
+    /// assert_eq!(vault.get(&u, &c, kind).await?.value.expose_secret(), "t");
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn rewrap(&self) -> Result<RewrapReport> {
         let ring = self.keyring();
         let (primary_id, primary) = ring.primary_key();
@@ -589,15 +941,38 @@ impl Vault {
         Ok(report)
     }
 
-    /// Removes key `id` from the keyring, once nothing uses it.
+    /// Removes key `id` from this vault's keyring, once no data key in the
+    /// store is wrapped under it.
     ///
-    /// Retire a key only when every process runs with the new primary (a
-    /// process still on the old keyring could wrap a new data key under it).
+    /// This changes the keyring in memory only: also remove the key from
+    /// where the host keeps the keyring (see [`Keyring::export`]). Retire a
+    /// key only when every process runs with the new primary (a process
+    /// still on the old keyring could wrap a new data key under it).
     ///
     /// # Errors
     /// [`Error::KeyInUse`] while data keys are wrapped under it (run
     /// [`Vault::rewrap`]); [`Error::PrimaryKey`] for the primary key;
-    /// [`Error::KeyNotFound`] if the keyring lacks it.
+    /// [`Error::KeyNotFound`] if the keyring lacks it; [`Error::Storage`]
+    /// if the store fails.
+    ///
+    /// ```
+    /// # use consentry::{ConnectionId, Error, UserId};
+    /// # use consentry::secrecy::SecretString;
+    /// # use consentry::store::MemoryStore;
+    /// # use consentry::vault::{CredentialKind, KeyId, Keyring, Vault};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let vault = Vault::new(MemoryStore::new(), Keyring::generate()?);
+    /// let (u, c) = (UserId::new("u")?, ConnectionId::new("c")?);
+    /// vault.put(&u, &c, CredentialKind::AccessToken, SecretString::from("t")).await?;
+    /// vault.set_keyring(vault.keyring().rotated()?);
+    /// let k1 = KeyId::new("k1")?;
+    /// assert!(matches!(vault.retire(&k1).await, Err(Error::KeyInUse { data_keys: 1, .. })));
+    /// vault.rewrap().await?;
+    /// vault.retire(&k1).await?;
+    /// assert!(!vault.keyring().contains(&k1));
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn retire(&self, id: &KeyId) -> Result<()> {
         self.keyring().without(id)?;
         let in_use = self.key_usage().await?.get(id).copied().unwrap_or(0);
@@ -617,7 +992,26 @@ impl Vault {
         Ok(())
     }
 
-    /// Drops `user`'s unwrapped data key from this process's memory.
+    /// Drops `user`'s unwrapped data key from this vault's cache (shared by
+    /// its clones, not by other vaults or processes). The next call for the
+    /// user unwraps it from the store again.
+    ///
+    /// ```
+    /// # use consentry::{ConnectionId, Error, UserId};
+    /// # use consentry::secrecy::SecretString;
+    /// # use consentry::store::MemoryStore;
+    /// # use consentry::vault::{CredentialKind, KeyId, Keyring, Vault};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let vault = Vault::new(MemoryStore::new(), Keyring::generate()?);
+    /// let (u, c, kind) = (UserId::new("u")?, ConnectionId::new("c")?, CredentialKind::AccessToken);
+    /// vault.put(&u, &c, kind, SecretString::from("t")).await?; // data key under k1, now cached
+    /// vault.set_keyring(vault.keyring().rotated()?.without(&KeyId::new("k1")?)?);
+    /// assert!(vault.get(&u, &c, kind).await.is_ok()); // served from the cache
+    /// vault.forget(&u);
+    /// assert!(matches!(vault.get(&u, &c, kind).await, Err(Error::KeyNotFound { .. })));
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub fn forget(&self, user: &UserId) {
         self.cache().remove(user);
     }

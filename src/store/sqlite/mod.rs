@@ -34,17 +34,19 @@ pub enum Synchronous {
     /// OS crash may roll back. Never corrupts.
     Normal,
     /// `synchronous=FULL`: every commit also survives power loss, at the
-    /// cost of one `fsync` per commit (about 0.1 ms here).
+    /// cost of one `fsync` per commit (how long that takes depends on the
+    /// disk).
     Full,
 }
 
 /// Options for [`SqliteStore::open_with`]. Start from `Default` and change
-/// what you need.
+/// what you need; out-of-range values are clamped to the documented limits.
 ///
 /// ```
 /// use std::time::Duration;
-/// use consentry::store::SqliteOptions;
+/// use consentry::store::{SqliteOptions, Synchronous};
 /// let opts = SqliteOptions::default().readers(4).busy_timeout(Duration::from_secs(10));
+/// assert_eq!(opts.synchronous_mode(), Synchronous::Normal); // untouched: the default
 /// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -69,6 +71,12 @@ impl Default for SqliteOptions {
 impl SqliteOptions {
     /// How many read connections (each on its own thread); 1 to 64,
     /// default 2. Writes always go through one connection.
+    ///
+    /// ```
+    /// use consentry::store::SqliteOptions;
+    /// let opts = SqliteOptions::default().readers(1_000);
+    /// assert!(format!("{opts:?}").contains("readers: 64")); // clamped
+    /// ```
     #[must_use]
     pub fn readers(mut self, n: usize) -> Self {
         self.readers = n.clamp(1, 64);
@@ -76,6 +84,13 @@ impl SqliteOptions {
     }
 
     /// The durability mode; default [`Synchronous::Normal`].
+    ///
+    /// ```
+    /// use consentry::store::{SqliteOptions, Synchronous};
+    /// assert_eq!(SqliteOptions::default().synchronous_mode(), Synchronous::Normal);
+    /// let opts = SqliteOptions::default().synchronous(Synchronous::Full);
+    /// assert_eq!(opts.synchronous_mode(), Synchronous::Full);
+    /// ```
     #[must_use]
     pub fn synchronous(mut self, mode: Synchronous) -> Self {
         self.synchronous = mode;
@@ -83,12 +98,26 @@ impl SqliteOptions {
     }
 
     /// The configured durability mode.
+    ///
+    /// ```
+    /// use consentry::store::{SqliteOptions, Synchronous};
+    /// let durable = SqliteOptions::default().synchronous(Synchronous::Full);
+    /// assert_eq!(durable.synchronous_mode(), Synchronous::Full);
+    /// assert_ne!(durable.synchronous_mode(), SqliteOptions::default().synchronous_mode());
+    /// ```
     pub fn synchronous_mode(&self) -> Synchronous {
         self.synchronous
     }
 
     /// How long a connection waits for another process's lock before
     /// failing with a storage error; default 5 s, at most 10 minutes.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use consentry::store::SqliteOptions;
+    /// let opts = SqliteOptions::default().busy_timeout(Duration::from_secs(3_600));
+    /// assert!(format!("{opts:?}").contains("busy_timeout: 600s")); // clamped to 10 minutes
+    /// ```
     #[must_use]
     pub fn busy_timeout(mut self, timeout: Duration) -> Self {
         self.busy_timeout = timeout.min(Duration::from_secs(600));
@@ -99,6 +128,15 @@ impl SqliteOptions {
     /// default 50 µs, at most 1 ms, zero disables polling. Polling trades a
     /// little CPU right after each call for several microseconds of latency
     /// per call; callers poll cooperatively (other tasks keep running).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use consentry::store::SqliteOptions;
+    /// let opts = SqliteOptions::default().spin(Duration::from_secs(1));
+    /// assert!(format!("{opts:?}").contains("spin: 1ms")); // clamped
+    /// let no_polling = SqliteOptions::default().spin(Duration::ZERO);
+    /// assert!(format!("{no_polling:?}").contains("spin: 0ns"));
+    /// ```
     #[must_use]
     pub fn spin(mut self, spin: Duration) -> Self {
         self.spin = spin.min(Duration::from_millis(1));
@@ -155,14 +193,44 @@ impl SqliteStore {
     /// [`Error::Storage`] if the file cannot be opened;
     /// [`Error::Migration`] if the schema was edited or is newer than this
     /// build.
+    ///
+    /// ```
+    /// use consentry::UserId;
+    /// use consentry::store::{DataKeyStore, SqliteStore, WrappedDataKey};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let path = dir.path().join("consentry.db");
+    /// let alice = UserId::new("alice")?;
+    /// let store = SqliteStore::open(&path).await?;
+    /// store.insert_data_key(&alice, WrappedDataKey::new("dk_a", "k1".parse()?, vec![1; 8])).await?;
+    /// store.close().await?;
+    /// let reopened = SqliteStore::open(&path).await?; // the data is in the file
+    /// assert_eq!(reopened.get_data_key(&alice).await?.map(|w| w.id), Some("dk_a".to_owned()));
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
         Self::open_with(path, SqliteOptions::default()).await
     }
 
-    /// Opens with explicit [`SqliteOptions`].
+    /// Opens (creating if needed) the database at `path` with explicit
+    /// [`SqliteOptions`] and brings its schema up to date.
     ///
     /// # Errors
     /// As [`SqliteStore::open`].
+    ///
+    /// ```
+    /// use consentry::UserId;
+    /// use consentry::store::{CredentialStore, SqliteOptions, SqliteStore, Synchronous};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let options = SqliteOptions::default().readers(1).synchronous(Synchronous::Full);
+    /// let store = SqliteStore::open_with(dir.path().join("consentry.db"), options).await?;
+    /// assert!(store.list_credentials(&UserId::new("u")?).await?.is_empty());
+    /// store.close().await?;
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn open_with(path: impl AsRef<Path>, options: SqliteOptions) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         let mut exits = Vec::with_capacity(options.readers + 1);
@@ -183,7 +251,19 @@ impl SqliteStore {
         })
     }
 
-    /// The database file's path.
+    /// The database file's path, as given when opening the store.
+    ///
+    /// ```
+    /// use consentry::store::SqliteStore;
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let path = dir.path().join("consentry.db");
+    /// let store = SqliteStore::open(&path).await?;
+    /// assert_eq!(store.path(), path);
+    /// assert!(store.path().exists());
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub fn path(&self) -> &Path {
         &self.inner.path
     }
@@ -194,6 +274,20 @@ impl SqliteStore {
     ///
     /// # Errors
     /// [`Error::Storage`] if SQLite fails to close a connection.
+    ///
+    /// ```
+    /// use consentry::UserId;
+    /// use consentry::store::{DataKeyStore, SqliteStore};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let store = SqliteStore::open(dir.path().join("consentry.db")).await?;
+    /// let other = store.clone();
+    /// store.close().await?; // `other` is alive: this only drops one handle
+    /// assert!(other.get_data_key(&UserId::new("u")?).await?.is_none());
+    /// other.close().await?; // the last handle: closes the connections
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn close(self) -> Result<()> {
         let Ok(inner) = Arc::try_unwrap(self.inner) else {
             return Ok(());
