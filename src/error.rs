@@ -64,9 +64,7 @@ pub enum Error {
     InvalidInput {
         /// What was being parsed or validated (`"user id"`, `"keyring"`, ...).
         what: &'static str,
-        /// Why it was refused. Meant never to contain secret material (but
-        /// see the caveat on
-        /// [`Keyring::from_env`](crate::vault::Keyring::from_env)).
+        /// Why it was refused. Never contains secret material.
         reason: String,
     },
 
@@ -359,9 +357,8 @@ impl Error {
     ///
     /// Client errors (4xx) carry this error's message as `detail`. Server
     /// errors (5xx) carry a generic `detail`: key ids, SQL and backend
-    /// messages stay in the host's logs. No variant is meant to hold secret
-    /// material, so neither form should leak one (but see the caveat on
-    /// [`Keyring::from_env`](crate::vault::Keyring::from_env)).
+    /// messages stay in the host's logs. No variant ever holds secret
+    /// material, so neither form can leak one.
     ///
     /// ```
     /// use consentry::Error;

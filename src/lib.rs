@@ -61,6 +61,10 @@ pub mod vault;
 
 /// The `secrecy` crate, re-exported so callers name the same secret types.
 pub use secrecy;
+/// The `zeroize` crate, re-exported for key material
+/// ([`Keyring::with_primary`](vault::Keyring::with_primary) takes a
+/// `Zeroizing` key).
+pub use zeroize;
 
 pub use connection::{Connection, ConnectionStatus};
 pub use error::{Error, ErrorKind, Problem, Result};

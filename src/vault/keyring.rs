@@ -201,8 +201,9 @@ impl Keyring {
     /// # Errors
     /// [`Error::InvalidInput`] for an empty string or entry, a missing `:`,
     /// an invalid id, a key that is not base64 or not 32 bytes, a duplicate
-    /// id, or more than 64 keys. Messages name the entry by position and id,
-    /// never by key bytes.
+    /// id, or more than 64 keys. Messages name entries by position, never
+    /// by id or key bytes (an entry written the wrong way round would
+    /// otherwise echo its key as an "id").
     ///
     /// ```
     /// use consentry::vault::Keyring;
@@ -246,20 +247,26 @@ impl Keyring {
                 }
                 other => other,
             })?;
-            if keys.iter().any(|(existing, _)| *existing == id) {
-                return Err(Error::invalid(WHAT, format!("key id `{id}` appears twice")));
+            if let Some(first) = keys.iter().position(|(existing, _)| *existing == id) {
+                return Err(Error::invalid(
+                    WHAT,
+                    format!("entries {} and {n} have the same key id", first + 1),
+                ));
             }
             let encoded = encoded.trim().trim_end_matches('=');
             let bytes = Zeroizing::new(b64url_decode(encoded).map_err(|_| {
                 Error::invalid(
                     WHAT,
-                    format!("key `{id}` is not URL-safe base64 (alphabet A-Z a-z 0-9 - _)"),
+                    format!("entry {n}: the key is not URL-safe base64 (alphabet A-Z a-z 0-9 - _)"),
                 )
             })?);
             let key: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
                 Error::invalid(
                     WHAT,
-                    format!("key `{id}` is {} bytes; keys are 32 bytes", bytes.len()),
+                    format!(
+                        "entry {n}: the key is {} bytes; keys are 32 bytes",
+                        bytes.len()
+                    ),
                 )
             })?;
             let key = Zeroizing::new(key);
@@ -275,22 +282,28 @@ impl Keyring {
     /// [`Error::InvalidInput`] if the variable is unset, not Unicode, or does
     /// not parse (see [`Keyring::parse`]).
     ///
-    /// # Security
-    /// When the variable is set but not valid Unicode, the error message
-    /// currently quotes its raw contents (they come from the standard
-    /// library's `VarError`), which may include key bytes: do not log or
-    /// return that error as is.
+    /// Error messages name the variable, never its contents, whether it is
+    /// unset, not Unicode or malformed.
     ///
     /// ```
     /// use consentry::vault::Keyring;
     /// assert!(Keyring::from_env("CONSENTRY_DOC_EXAMPLE_UNSET").is_err());
     /// ```
     pub fn from_env(var: &str) -> Result<Self> {
-        let text = SecretString::from(std::env::var(var).map_err(|e| {
-            Error::invalid(
-                "keyring",
-                format!("environment variable {var} is not usable: {e}"),
-            )
+        Self::from_var_value(var, std::env::var(var))
+    }
+
+    fn from_var_value(
+        var: &str,
+        value: std::result::Result<String, std::env::VarError>,
+    ) -> Result<Self> {
+        // Never format the VarError: for non-Unicode values it quotes them.
+        let text = SecretString::from(value.map_err(|e| {
+            let why = match e {
+                std::env::VarError::NotPresent => "is not set",
+                std::env::VarError::NotUnicode(_) => "is not valid Unicode",
+            };
+            Error::invalid("keyring", format!("environment variable {var} {why}"))
         })?);
         Self::parse(text.expose_secret())
     }
@@ -643,7 +656,12 @@ mod tests {
             ("k1:AAAA", "is 3 bytes"),
             ("k1:!!!!", "not URL-safe base64"),
             (&format!("k1:{K}AAAA"), "is 35 bytes; keys are 32"),
-            (&format!("k1:{K},k1:{K}"), "appears twice"),
+            (
+                &format!("k1:{K},k1:{K}"),
+                "entries 1 and 2 have the same key id",
+            ),
+            // Written the wrong way round: the key must not be echoed as an id.
+            (&format!("{K}:k1"), "entry 1: the key is"),
         ];
         for (input, want) in cases {
             let err = Keyring::parse(input).unwrap_err();
@@ -664,6 +682,21 @@ mod tests {
             );
             assert!(!msg.contains(K), "message leaks key bytes: {msg}");
         }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_non_unicode_variable_is_not_quoted() {
+        use std::os::unix::ffi::OsStrExt;
+        let raw = std::ffi::OsStr::from_bytes(b"k1:SECRETKEYBYTES\xff").to_owned();
+        let err =
+            Keyring::from_var_value("KEYS", Err(std::env::VarError::NotUnicode(raw))).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("KEYS is not valid Unicode"), "{msg}");
+        assert!(!msg.contains("SECRETKEYBYTES"), "{msg}");
+        let unset =
+            Keyring::from_var_value("KEYS", Err(std::env::VarError::NotPresent)).unwrap_err();
+        assert!(unset.to_string().contains("KEYS is not set"));
     }
 
     #[test]
