@@ -67,7 +67,9 @@ use envelope::{Location, SealKey};
 use crate::error::{DecryptFailure, Error, Result};
 use crate::ids::{ConnectionId, UserId};
 use crate::secret::{fill_random, random_token};
-use crate::store::{CredentialKey, CredentialStore, CredentialWrite, DataKeyStore, WrappedDataKey};
+use crate::store::{
+    CredentialKey, CredentialStore, CredentialWrite, DataKeyStore, StoredCredential, WrappedDataKey,
+};
 
 /// What a stored credential is. Part of its storage key and of the
 /// associated data of its ciphertext.
@@ -684,8 +686,45 @@ impl Vault {
         connection: &ConnectionId,
         updates: Vec<CredentialUpdate>,
     ) -> Result<Vec<Version>> {
+        let writes = self.seal(user, connection, updates).await?;
+        self.inner.credentials.put_credentials(writes).await
+    }
+
+    /// Seals credentials of one connection without storing them, for a
+    /// caller that stores them together with other changes in one
+    /// transaction (as `Integrations` does with
+    /// [`ConnectionStore::write_connection`](crate::store::ConnectionStore::write_connection)).
+    ///
+    /// Creates the user's data key if needed (that is stored at once; a data
+    /// key alone reveals nothing).
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a secret over [`MAX_PLAINTEXT_LEN`];
+    /// key and storage errors as for [`Vault::put`].
+    ///
+    /// ```
+    /// use consentry::{ConnectionId, UserId};
+    /// use consentry::secrecy::{ExposeSecret, SecretString};
+    /// use consentry::store::{CredentialStore, MemoryStore};
+    /// use consentry::vault::{CredentialKind, CredentialUpdate, Keyring, Vault};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let store = MemoryStore::new();
+    /// let vault = Vault::new(store.clone(), Keyring::generate()?);
+    /// let (u, c) = (UserId::new("u")?, ConnectionId::new("c")?);
+    /// let writes = vault.seal(&u, &c, vec![CredentialUpdate::new(CredentialKind::AccessToken, SecretString::from("t"))]).await?;
+    /// store.put_credentials(writes).await?; // or inside a bigger transaction
+    /// assert_eq!(vault.get(&u, &c, CredentialKind::AccessToken).await?.value.expose_secret(), "t");
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn seal(
+        &self,
+        user: &UserId,
+        connection: &ConnectionId,
+        updates: Vec<CredentialUpdate>,
+    ) -> Result<Vec<CredentialWrite>> {
         let data_key = self.data_key_for_write(user).await?;
-        let writes = updates
+        updates
             .into_iter()
             .map(|u| {
                 let location = Location::Credential {
@@ -703,8 +742,66 @@ impl Vault {
                     expected: u.expected,
                 })
             })
-            .collect::<Result<Vec<_>>>()?;
-        self.inner.credentials.put_credentials(writes).await
+            .collect()
+    }
+
+    /// Decrypts a credential the caller read from the store itself (for
+    /// example through
+    /// [`ConnectionStore::access_view`](crate::store::ConnectionStore::access_view)),
+    /// checking it belongs to `user`, `connection` and `kind`.
+    ///
+    /// # Errors
+    /// As [`Vault::get`], except that there is no `NotFound`.
+    ///
+    /// ```
+    /// use consentry::{ConnectionId, UserId};
+    /// use consentry::secrecy::{ExposeSecret, SecretString};
+    /// use consentry::store::{CredentialKey, CredentialStore, MemoryStore};
+    /// use consentry::vault::{CredentialKind, Keyring, Vault};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let store = MemoryStore::new();
+    /// let vault = Vault::new(store.clone(), Keyring::generate()?);
+    /// let (u, c, k) = (UserId::new("u")?, ConnectionId::new("c")?, CredentialKind::AccessToken);
+    /// vault.put(&u, &c, k, SecretString::from("t")).await?;
+    /// let row = store.get_credential(&CredentialKey::new(u.clone(), c.clone(), k)).await?.unwrap();
+    /// assert_eq!(vault.open(&u, &c, k, &row).await?.value.expose_secret(), "t");
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn open(
+        &self,
+        user: &UserId,
+        connection: &ConnectionId,
+        kind: CredentialKind,
+        stored: &StoredCredential,
+    ) -> Result<Versioned<SecretString>> {
+        self.open_envelope(user, connection, kind, &stored.envelope)
+            .await
+            .map(|value| Versioned {
+                value,
+                version: stored.version,
+            })
+    }
+
+    /// Decrypts an envelope sealed for `user`, `connection` and `kind`.
+    pub(crate) async fn open_envelope(
+        &self,
+        user: &UserId,
+        connection: &ConnectionId,
+        kind: CredentialKind,
+        envelope: &[u8],
+    ) -> Result<SecretString> {
+        let envelope = Envelope::parse(envelope).map_err(|_| Error::Decrypt {
+            what: "credential",
+            reason: DecryptFailure::Malformed,
+        })?;
+        let data_key = self.data_key_for_read(user, envelope.key_id()).await?;
+        let location = Location::Credential {
+            user,
+            connection,
+            kind,
+        };
+        secret_string(data_key.key.open(&envelope, &location)?)
     }
 
     /// Reads and decrypts a credential.
@@ -745,21 +842,7 @@ impl Vault {
             .get_credential(&key)
             .await?
             .ok_or(Error::NotFound { what: "credential" })?;
-        let envelope = Envelope::parse(&stored.envelope).map_err(|_| Error::Decrypt {
-            what: "credential",
-            reason: DecryptFailure::Malformed,
-        })?;
-        let data_key = self.data_key_for_read(user, envelope.key_id()).await?;
-        let location = Location::Credential {
-            user,
-            connection,
-            kind,
-        };
-        let plain = data_key.key.open(&envelope, &location)?;
-        Ok(Versioned {
-            value: secret_string(plain)?,
-            version: stored.version,
-        })
+        self.open(user, connection, kind, &stored).await
     }
 
     /// Deletes every credential of `user`'s `connection`; returns how many.
