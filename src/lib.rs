@@ -54,6 +54,7 @@
 pub mod clock;
 pub mod connection;
 pub mod error;
+pub mod events;
 pub mod ids;
 pub mod secret;
 pub mod store;
