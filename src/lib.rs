@@ -53,13 +53,17 @@
 
 pub mod clock;
 pub mod error;
+pub mod http;
 pub mod ids;
+pub mod oauth;
 pub mod secret;
 pub mod store;
 pub mod vault;
 
 /// The `secrecy` crate, re-exported so callers name the same secret types.
 pub use secrecy;
+/// The `url` crate, re-exported: endpoints and redirect URIs are [`url::Url`]s.
+pub use url;
 
 pub use error::{Error, ErrorKind, Problem, Result};
 pub use ids::{ConnectionId, ConnectorId, Purpose, Scope, UserId};
