@@ -129,7 +129,10 @@ pub enum Error {
     ///
     /// [`Error::is_invalid_grant`] tells the case a refresh must re-check:
     /// another process may have rotated the refresh token first.
-    #[error("the provider refused the request ({error}){}", DescriptionSuffix(description))]
+    #[error(
+        "the provider refused the request ({error}){}",
+        DescriptionSuffix(description)
+    )]
     OAuth {
         /// The OAuth error code.
         error: OAuthErrorCode,
@@ -574,18 +577,32 @@ mod tests {
         };
         assert_eq!(oauth("invalid_grant").kind(), ErrorKind::ReauthRequired);
         assert_eq!(oauth("access_denied").kind(), ErrorKind::AccessDenied);
-        assert_eq!(oauth("temporarily_unavailable").kind(), ErrorKind::Unavailable);
+        assert_eq!(
+            oauth("temporarily_unavailable").kind(),
+            ErrorKind::Unavailable
+        );
         assert!(oauth("server_error").kind().is_retryable());
         assert_eq!(oauth("invalid_client").kind(), ErrorKind::Upstream);
         assert_eq!(oauth("bad_verification_code").kind(), ErrorKind::Upstream);
         assert!(oauth("invalid_grant").is_invalid_grant());
         assert!(!oauth("invalid_client").is_invalid_grant());
-        let status = |status| Error::UpstreamStatus { what: "token endpoint", status };
+        let status = |status| Error::UpstreamStatus {
+            what: "token endpoint",
+            status,
+        };
         assert_eq!(status(503).kind(), ErrorKind::Unavailable);
         assert_eq!(status(429).kind(), ErrorKind::Unavailable);
         assert_eq!(status(404).kind(), ErrorKind::Upstream);
-        assert_eq!(Error::Callback(CallbackError::MissingState).kind(), ErrorKind::InvalidCallback);
-        assert_eq!(Error::Callback(CallbackError::MissingState).to_problem().status, 400);
+        assert_eq!(
+            Error::Callback(CallbackError::MissingState).kind(),
+            ErrorKind::InvalidCallback
+        );
+        assert_eq!(
+            Error::Callback(CallbackError::MissingState)
+                .to_problem()
+                .status,
+            400
+        );
     }
 
     #[test]
@@ -600,7 +617,10 @@ mod tests {
             p.detail,
             "the provider refused the request (invalid_grant): tokenrevoked"
         );
-        let upstream = Error::InvalidResponse { what: "token response", reason: "not JSON".into() };
+        let upstream = Error::InvalidResponse {
+            what: "token response",
+            reason: "not JSON".into(),
+        };
         assert_eq!(upstream.to_problem().status, 502);
         assert!(!upstream.to_problem().detail.contains("JSON"));
     }

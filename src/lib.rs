@@ -52,6 +52,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod clock;
+pub mod connector;
 pub mod error;
 pub mod http;
 pub mod ids;

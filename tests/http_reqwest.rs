@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use consentry::http::{HttpClient, HttpErrorKind, HttpRequest, ReqwestClient, Request};
+use consentry::http::{HttpClient, HttpErrorKind, HttpRequest, Request, ReqwestClient};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -55,7 +55,11 @@ async fn read_request(stream: &mut TcpStream) -> std::io::Result<(String, String
     let path = head.split(' ').nth(1).unwrap_or("/").to_owned();
     let len = head
         .lines()
-        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length: ").map(str::to_owned))
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length: ")
+                .map(str::to_owned)
+        })
         .and_then(|v| v.trim().parse::<usize>().ok())
         .unwrap_or(0);
     let mut body = vec![0u8; len];
@@ -74,23 +78,31 @@ async fn handle(mut stream: TcpStream, hits: &Hits) -> std::io::Result<()> {
         "/target" => {
             hits.target.fetch_add(1, Ordering::SeqCst);
             stream
-                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\nConnection: close\r\n\r\ntarget")
+                .write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\nConnection: close\r\n\r\ntarget",
+                )
                 .await?;
         }
         "/slow-headers" => {
             tokio::time::sleep(Duration::from_secs(5)).await;
-            stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n").await?;
+            stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                .await?;
         }
         "/slow-body" => {
             stream
-                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\nConnection: close\r\n\r\nhello")
+                .write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\nConnection: close\r\n\r\nhello",
+                )
                 .await?;
             stream.flush().await?;
             tokio::time::sleep(Duration::from_secs(5)).await;
             stream.write_all(b"world").await?;
         }
         "/big" => {
-            let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {FIVE_MB}\r\nConnection: close\r\n\r\n");
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {FIVE_MB}\r\nConnection: close\r\n\r\n"
+            );
             stream.write_all(head.as_bytes()).await?;
             let chunk = vec![b'a'; 64 * 1024];
             for _ in 0..FIVE_MB / chunk.len() {
@@ -99,11 +111,15 @@ async fn handle(mut stream: TcpStream, hits: &Hits) -> std::io::Result<()> {
         }
         "/big-chunked" => {
             stream
-                .write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n")
+                .write_all(
+                    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+                )
                 .await?;
             let chunk = vec![b'a'; 64 * 1024];
             for _ in 0..FIVE_MB / chunk.len() {
-                stream.write_all(format!("{:x}\r\n", chunk.len()).as_bytes()).await?;
+                stream
+                    .write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+                    .await?;
                 stream.write_all(&chunk).await?;
                 stream.write_all(b"\r\n").await?;
             }
@@ -117,13 +133,18 @@ async fn handle(mut stream: TcpStream, hits: &Hits) -> std::io::Result<()> {
         "/echo" => {
             let mut out = head.into_bytes();
             out.extend_from_slice(&body);
-            let resp = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", out.len());
+            let resp = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                out.len()
+            );
             stream.write_all(resp.as_bytes()).await?;
             stream.write_all(&out).await?;
         }
         _ => {
             stream
-                .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                .write_all(
+                    b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                )
                 .await?;
         }
     }
@@ -145,11 +166,18 @@ fn client() -> ReqwestClient {
 #[tokio::test]
 async fn redirects_are_returned_not_followed() {
     let (base, hits) = server().await;
-    let resp = client().send(get(&format!("{base}/redirect"))).await.unwrap();
+    let resp = client()
+        .send(get(&format!("{base}/redirect")))
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 302);
     assert_eq!(resp.headers()["location"], "/target");
     assert_eq!(resp.body(), b"moved");
-    assert_eq!(hits.target.load(Ordering::SeqCst), 0, "the redirect was followed");
+    assert_eq!(
+        hits.target.load(Ordering::SeqCst),
+        0,
+        "the redirect was followed"
+    );
 }
 
 #[tokio::test]
@@ -158,7 +186,10 @@ async fn non_2xx_is_a_response() {
     let resp = client().send(get(&format!("{base}/teapot"))).await.unwrap();
     assert_eq!(resp.status(), 500);
     assert_eq!(resp.body(), b"oops");
-    let missing = client().send(get(&format!("{base}/nowhere"))).await.unwrap();
+    let missing = client()
+        .send(get(&format!("{base}/nowhere")))
+        .await
+        .unwrap();
     assert_eq!(missing.status(), 404);
 }
 
@@ -166,7 +197,10 @@ async fn non_2xx_is_a_response() {
 async fn a_stall_before_the_headers_times_out() {
     let (base, _) = server().await;
     let started = std::time::Instant::now();
-    let err = client().send(get(&format!("{base}/slow-headers"))).await.unwrap_err();
+    let err = client()
+        .send(get(&format!("{base}/slow-headers")))
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), HttpErrorKind::Timeout, "{err:?}");
     assert!(err.is_retryable());
     assert!(started.elapsed() < Duration::from_secs(4));
@@ -175,7 +209,10 @@ async fn a_stall_before_the_headers_times_out() {
 #[tokio::test]
 async fn a_stall_inside_the_body_times_out() {
     let (base, _) = server().await;
-    let err = client().send(get(&format!("{base}/slow-body"))).await.unwrap_err();
+    let err = client()
+        .send(get(&format!("{base}/slow-body")))
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), HttpErrorKind::Timeout, "{err:?}");
 }
 
@@ -187,7 +224,10 @@ async fn oversized_bodies_are_refused() {
         .build()
         .unwrap();
     for path in ["/big", "/big-chunked"] {
-        let err = client.send(get(&format!("{base}{path}"))).await.unwrap_err();
+        let err = client
+            .send(get(&format!("{base}{path}")))
+            .await
+            .unwrap_err();
         assert_eq!(err.kind(), HttpErrorKind::BodyTooLarge, "{path}: {err:?}");
         assert!(!err.is_retryable());
     }
@@ -215,7 +255,10 @@ async fn requests_carry_method_headers_body_and_user_agent() {
     assert!(echoed.starts_with("POST /echo HTTP/1.1\r\n"), "{echoed}");
     let lower = echoed.to_ascii_lowercase();
     assert!(
-        lower.contains(&format!("user-agent: consentry/{}\r\n", env!("CARGO_PKG_VERSION"))),
+        lower.contains(&format!(
+            "user-agent: consentry/{}\r\n",
+            env!("CARGO_PKG_VERSION")
+        )),
         "{echoed}"
     );
     assert!(lower.contains("content-type: application/x-www-form-urlencoded\r\n"));
@@ -227,13 +270,26 @@ async fn refused_connections_are_connect_errors() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     drop(listener);
-    let err = client().send(get(&format!("http://{addr}/"))).await.unwrap_err();
+    let err = client()
+        .send(get(&format!("http://{addr}/")))
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), HttpErrorKind::Connect, "{err:?}");
     assert!(err.is_retryable());
 }
 
 #[test]
 fn invalid_settings_are_refused() {
-    assert!(ReqwestClient::builder().timeout(Duration::ZERO).build().is_err());
-    assert!(ReqwestClient::builder().user_agent("bad\nagent").build().is_err());
+    assert!(
+        ReqwestClient::builder()
+            .timeout(Duration::ZERO)
+            .build()
+            .is_err()
+    );
+    assert!(
+        ReqwestClient::builder()
+            .user_agent("bad\nagent")
+            .build()
+            .is_err()
+    );
 }

@@ -311,7 +311,10 @@ mod tests {
             Ok(Response::builder().status(404).body(body).unwrap())
         });
         let resp = client.send(get("https://h/x")).await.unwrap();
-        assert_eq!((resp.status().as_u16(), resp.body().as_slice()), (404, &b"/x"[..]));
+        assert_eq!(
+            (resp.status().as_u16(), resp.body().as_slice()),
+            (404, &b"/x"[..])
+        );
 
         let arc: Arc<dyn HttpClient> = Arc::new(client);
         assert_eq!(arc.send(get("https://h/a")).await.unwrap().body(), b"/a");

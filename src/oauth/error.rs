@@ -272,7 +272,10 @@ mod tests {
     #[test]
     fn unknown_codes_are_sanitised_and_bounded() {
         let long = "x".repeat(1000);
-        assert_eq!(OAuthErrorCode::parse(&long).as_str().len(), MAX_ERROR_CODE_CHARS);
+        assert_eq!(
+            OAuthErrorCode::parse(&long).as_str().len(),
+            MAX_ERROR_CODE_CHARS
+        );
         assert_eq!(OAuthErrorCode::parse("a\"b\\c\u{202E}é").as_str(), "abc");
     }
 
