@@ -39,8 +39,12 @@ impl<'a> Fields<'a> {
 
     /// The dotted path of `key` in this table.
     fn child(&self, key: &str) -> String {
-        if self.path.is_empty() {
-            key.to_owned()
+        if self.path.is_empty() || key.is_empty() {
+            if key.is_empty() {
+                self.path.clone()
+            } else {
+                key.to_owned()
+            }
         } else {
             format!("{}.{key}", self.path)
         }
