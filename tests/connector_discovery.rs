@@ -4,7 +4,9 @@
 use std::sync::{Arc, Mutex};
 
 use consentry::connector::{ClientAuth, MAX_DISCOVERY_DOCUMENT_BYTES, OAuth2Connector};
-use consentry::http::{self, HttpError, HttpErrorKind, HttpRequest, HttpResponse, Response};
+use consentry::http::{
+    self, HttpClient, HttpError, HttpErrorKind, HttpRequest, HttpResponse, Response,
+};
 use consentry::secret::ClientSecret;
 use consentry::url::Url;
 use consentry::{Error, ErrorKind};
@@ -25,9 +27,7 @@ fn not_found() -> HttpResponse {
 }
 
 /// A mock serving `routes` (path → body) and recording every requested URL.
-fn server(
-    routes: Vec<(&'static str, Vec<u8>)>,
-) -> (impl consentry::http::HttpClient, Arc<Mutex<Vec<String>>>) {
+fn server(routes: Vec<(&'static str, Vec<u8>)>) -> (impl HttpClient, Arc<Mutex<Vec<String>>>) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = seen.clone();
     let client = http::from_fn(move |req: HttpRequest| {
@@ -43,10 +43,7 @@ fn server(
     (client, seen)
 }
 
-async fn discover(
-    issuer: &str,
-    client: &impl consentry::http::HttpClient,
-) -> Result<OAuth2Connector, Error> {
+async fn discover(issuer: &str, client: &impl HttpClient) -> Result<OAuth2Connector, Error> {
     OAuth2Connector::discover(
         "x".parse().unwrap(),
         &Url::parse(issuer).unwrap(),

@@ -1,62 +1,4 @@
 //! The TOML connector catalogue and its built-in entries.
-//!
-//! # Format
-//!
-//! One table per connector under `connectors`, keyed by connector id:
-//!
-//! ```toml
-//! [connectors.acme]
-//! name = "Acme CRM"                                  # default: the id
-//! authorization_url = "https://{region}.acme.example/oauth/authorize"   # required
-//! token_url = "https://{region}.acme.example/oauth/token"               # required
-//! revocation_url = "https://{region}.acme.example/oauth/revoke"
-//! issuer = "https://{region}.acme.example"           # also: introspection_url, discovery_url,
-//! issuer_in_callback = true                          #   docs_url, icon_url
-//! variables = ["region"]                             # supplied at runtime, see below
-//! default_scopes = ["contacts:read"]
-//! optional_scopes = ["contacts:write"]
-//! scope_separator = " "                              # default " "
-//! pkce = true                                        # default true
-//! client_auth = "basic"                              # basic (default) | post | none
-//! authorization_params = { prompt = "consent" }
-//! resources = ["https://api.acme.example/"]          # RFC 8707
-//!
-//! [connectors.acme.quirks]                           # all default to false / "space"
-//! errors_with_200 = false
-//! scope_format = "space"                             # space | comma | array
-//! expires_in_as_string = false
-//! token_type_optional = false
-//! error_aliases = { bad_code = "invalid_grant" }
-//!
-//! [connectors.acme.account]                          # who the connected account is
-//! url = "https://api.acme.example/me"
-//! id = "/id"                                         # JSON pointers into the response
-//! email = "/email"
-//! name = "/display_name"
-//!
-//! [[connectors.acme.streams]]
-//! name = "contacts"
-//! required_scopes = ["contacts:read"]
-//! purposes = ["crm_sync"]
-//! cursor = "timestamp"                               # full_refresh | opaque | timestamp | offset
-//! page_size = 100
-//!
-//! [[connectors.acme.actions]]
-//! name = "create_contact"
-//! purpose = "crm_sync"
-//! required_scopes = ["contacts:write"]
-//! ```
-//!
-//! # Client credentials are not in the file
-//!
-//! A catalogue describes providers; it holds no client id and no secret,
-//! so it can live in version control. The host supplies them when it asks
-//! for a connector, in a [`ClientRegistration`] (read them from its own
-//! secret store or environment), together with the values of the entry's
-//! `variables` such as a Microsoft tenant. Variables are substituted for
-//! `{name}` in the entry's URLs and issuer; their values are restricted to
-//! ASCII letters, digits and `. - _` so they cannot change a URL's
-//! structure.
 
 use std::collections::BTreeMap;
 
@@ -464,10 +406,12 @@ impl CatalogueEntry {
 }
 
 fn parse_quirks(mut q: Fields<'_>) -> Result<Quirks> {
-    let mut quirks = Quirks::default();
-    quirks.errors_with_200 = q.opt_bool("errors_with_200")?.unwrap_or(false);
-    quirks.expires_in_as_string = q.opt_bool("expires_in_as_string")?.unwrap_or(false);
-    quirks.token_type_optional = q.opt_bool("token_type_optional")?.unwrap_or(false);
+    let mut quirks = Quirks {
+        errors_with_200: q.opt_bool("errors_with_200")?.unwrap_or(false),
+        expires_in_as_string: q.opt_bool("expires_in_as_string")?.unwrap_or(false),
+        token_type_optional: q.opt_bool("token_type_optional")?.unwrap_or(false),
+        ..Quirks::default()
+    };
     if let Some(s) = q.opt_str("scope_format")? {
         quirks.scope_format = ScopeFormat::parse(s)
             .ok_or_else(|| q.err("scope_format", "must be \"space\", \"comma\" or \"array\""))?;
@@ -531,8 +475,67 @@ fn parse_action(mut a: Fields<'_>) -> Result<ActionSpec> {
     Ok(spec)
 }
 
-/// A set of provider definitions read from TOML (see the
-/// [module docs](self) for the format).
+/// A set of provider definitions read from TOML.
+///
+/// # Format
+///
+/// One table per connector under `connectors`, keyed by connector id:
+///
+/// ```toml
+/// [connectors.acme]
+/// name = "Acme CRM"                                  # default: the id
+/// authorization_url = "https://{region}.acme.example/oauth/authorize"   # required
+/// token_url = "https://{region}.acme.example/oauth/token"               # required
+/// revocation_url = "https://{region}.acme.example/oauth/revoke"
+/// issuer = "https://{region}.acme.example"           # also: introspection_url, discovery_url,
+/// issuer_in_callback = true                          #   docs_url, icon_url
+/// variables = ["region"]                             # supplied at runtime, see below
+/// default_scopes = ["contacts:read"]
+/// optional_scopes = ["contacts:write"]
+/// scope_separator = " "                              # default " "
+/// pkce = true                                        # default true
+/// client_auth = "basic"                              # basic (default) | post | none
+/// authorization_params = { prompt = "consent" }
+/// resources = ["https://api.acme.example/"]          # RFC 8707
+///
+/// [connectors.acme.quirks]                           # all default to false / "space"
+/// errors_with_200 = false
+/// scope_format = "space"                             # space | comma | array
+/// expires_in_as_string = false
+/// token_type_optional = false
+/// error_aliases = { bad_code = "invalid_grant" }
+///
+/// [connectors.acme.account]                          # who the connected account is
+/// url = "https://api.acme.example/me"
+/// id = "/id"                                         # JSON pointers into the response
+/// email = "/email"
+/// name = "/display_name"
+///
+/// [[connectors.acme.streams]]
+/// name = "contacts"
+/// required_scopes = ["contacts:read"]
+/// purposes = ["crm_sync"]
+/// cursor = "timestamp"                               # full_refresh | opaque | timestamp | offset
+/// page_size = 100
+///
+/// [[connectors.acme.actions]]
+/// name = "create_contact"
+/// purpose = "crm_sync"
+/// required_scopes = ["contacts:write"]
+/// ```
+///
+/// # Client credentials are not in the file
+///
+/// A catalogue describes providers; it holds no client id and no secret,
+/// so it can live in version control. The host supplies them when it asks
+/// for a connector, in a [`ClientRegistration`] (read them from its own
+/// secret store or environment), together with the values of the entry's
+/// `variables` such as a Microsoft tenant. Variables are substituted for
+/// `{name}` in the entry's URLs and issuer; their values are restricted to
+/// ASCII letters, digits and `. - _` so they cannot change a URL's
+/// structure.
+///
+/// # Example
 ///
 /// ```
 /// use consentry::connector::{Catalogue, ClientRegistration};

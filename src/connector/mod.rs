@@ -201,10 +201,10 @@ impl ApiKeyAuth {
     pub fn header(name: &str, prefix: Option<&str>) -> Result<Self> {
         let name = ::http::HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| Error::invalid("api key header", "not a valid header name"))?;
-        if let Some(p) = prefix {
-            if p.is_empty() || p.len() > 64 || ::http::HeaderValue::from_str(p).is_err() {
-                return Err(Error::invalid("api key prefix", "not a valid header value"));
-            }
+        if let Some(p) = prefix
+            && (p.is_empty() || p.len() > 64 || ::http::HeaderValue::from_str(p).is_err())
+        {
+            return Err(Error::invalid("api key prefix", "not a valid header value"));
         }
         Ok(Self {
             name: name.as_str().to_owned(),

@@ -1,7 +1,7 @@
 //! The one door to the network: [`HttpClient`].
 //!
 //! consentry's protocol code never opens a connection. It builds an
-//! [`HttpRequest`] (an [`http::Request`](::http::Request) with a `Vec<u8>`
+//! [`HttpRequest`] (an [`http::Request`] with a `Vec<u8>`
 //! body), hands it to an [`HttpClient`], and parses the [`HttpResponse`] it
 //! gets back. The trait has one method, so a host can plug in its own client
 //! (with its proxy, tracing or egress policy), and tests write a mock as a

@@ -172,10 +172,10 @@ pub fn parse_callback(
     if !well_formed(state, MAX_STATE_LEN) {
         return Err(CallbackError::Malformed("state").into());
     }
-    if let Some(iss) = iss {
-        if !well_formed(iss, MAX_STATE_LEN) {
-            return Err(CallbackError::Malformed("iss").into());
-        }
+    if let Some(iss) = iss
+        && !well_formed(iss, MAX_STATE_LEN)
+    {
+        return Err(CallbackError::Malformed("iss").into());
     }
     match (iss, config.issuer()) {
         (None, _) if config.issuer_in_callback() => {
