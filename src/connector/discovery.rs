@@ -205,6 +205,20 @@ impl AuthorizationServerMetadata {
     /// PKCE on, and for OpenID providers the userinfo endpoint as account
     /// source with `openid` as default scope.
     ///
+    /// ```
+    /// use consentry::connector::{AuthorizationServerMetadata, ClientAuth};
+    /// use consentry::http::Response;
+    /// use consentry::secret::ClientSecret;
+    /// use consentry::url::Url;
+    ///
+    /// let body = br#"{"issuer":"https://as.example","authorization_endpoint":"https://as.example/a",
+    ///   "token_endpoint":"https://as.example/t","token_endpoint_auth_methods_supported":["client_secret_post"]}"#;
+    /// let meta = AuthorizationServerMetadata::parse(&Response::new(body.to_vec()), &Url::parse("https://as.example")?)?;
+    /// let c = meta.into_builder("as".parse()?, "client", Some(ClientSecret::new("s")))?.build()?;
+    /// assert_eq!(c.config().client_auth(), ClientAuth::Post);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     /// [`Error::Discovery`] if the client has a secret and the server
     /// supports neither `client_secret_basic` nor `client_secret_post`.

@@ -38,7 +38,6 @@ use crate::ids::{ConnectorId, Purpose, Scope};
 mod builder;
 mod catalogue;
 mod discovery;
-mod fields;
 mod oauth2;
 
 pub use builder::OAuth2ConnectorBuilder;

@@ -211,6 +211,13 @@ pub struct HttpError {
 
 impl HttpError {
     /// An error of `kind` caused by `source`.
+    ///
+    /// ```
+    /// use consentry::http::{HttpError, HttpErrorKind};
+    /// let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+    /// let e = HttpError::new(HttpErrorKind::Connect, io);
+    /// assert_eq!(std::error::Error::source(&e).unwrap().to_string(), "refused");
+    /// ```
     pub fn new(kind: HttpErrorKind, source: impl Into<BoxError>) -> Self {
         Self {
             kind,

@@ -100,6 +100,21 @@ fn text(value: Option<&Value>) -> Option<String> {
 /// Reads the account from the account endpoint's response, following the
 /// source's JSON pointers. The id may be a string or an integer.
 ///
+/// ```
+/// use consentry::connector::AccountSource;
+/// use consentry::http::Response;
+/// use consentry::oauth::parse_account;
+/// use consentry::url::Url;
+///
+/// let src = AccountSource::userinfo(Url::parse("https://id.example/userinfo")?);
+/// let ok = Response::new(br#"{"sub":"248289761001","email":"jane@example.com","name":"Jane Doe"}"#.to_vec());
+/// let a = parse_account(&src, &ok)?;
+/// assert_eq!((a.id.as_str(), a.email.as_deref()), ("248289761001", Some("jane@example.com")));
+/// let denied = Response::builder().status(401).body(Vec::new())?;
+/// assert!(parse_account(&src, &denied).is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
 /// # Errors
 /// [`Error::UpstreamStatus`] for a non-2xx response;
 /// [`Error::InvalidResponse`] if the body is too large, not a JSON object,

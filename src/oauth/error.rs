@@ -242,6 +242,7 @@ pub(crate) fn sanitize_description(text: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{Error, ErrorKind};
 
     #[test]
     fn known_codes_round_trip() {
@@ -287,5 +288,61 @@ mod tests {
         assert_eq!(long.chars().count(), MAX_DESCRIPTION_CHARS + 1);
         assert!(long.ends_with('…'));
         assert_eq!(sanitize_description(" \n\t "), None);
+    }
+
+    #[test]
+    fn oauth_errors_are_classified_for_the_caller() {
+        let oauth = |code: &str| Error::OAuth {
+            error: OAuthErrorCode::parse(code),
+            description: None,
+        };
+        assert_eq!(oauth("invalid_grant").kind(), ErrorKind::ReauthRequired);
+        assert_eq!(oauth("access_denied").kind(), ErrorKind::AccessDenied);
+        assert_eq!(
+            oauth("temporarily_unavailable").kind(),
+            ErrorKind::Unavailable
+        );
+        assert!(oauth("server_error").kind().is_retryable());
+        assert_eq!(oauth("invalid_client").kind(), ErrorKind::Upstream);
+        assert_eq!(oauth("bad_verification_code").kind(), ErrorKind::Upstream);
+        assert!(oauth("invalid_grant").is_invalid_grant());
+        assert!(!oauth("invalid_client").is_invalid_grant());
+        let status = |status| Error::UpstreamStatus {
+            what: "token endpoint",
+            status,
+        };
+        assert_eq!(status(503).kind(), ErrorKind::Unavailable);
+        assert_eq!(status(429).kind(), ErrorKind::Unavailable);
+        assert_eq!(status(404).kind(), ErrorKind::Upstream);
+        assert_eq!(
+            Error::Callback(CallbackError::MissingState).kind(),
+            ErrorKind::InvalidCallback
+        );
+        assert_eq!(
+            Error::Callback(CallbackError::MissingState)
+                .to_problem()
+                .status,
+            400
+        );
+    }
+
+    #[test]
+    fn provider_descriptions_reach_problems_only_in_their_sanitised_form() {
+        let err = Error::OAuth {
+            error: OAuthErrorCode::InvalidGrant,
+            description: sanitize_description("token\nrevoked\u{7}"),
+        };
+        let p = err.to_problem();
+        assert_eq!(p.status, 401);
+        assert_eq!(
+            p.detail,
+            "the provider refused the request (invalid_grant): tokenrevoked"
+        );
+        let upstream = Error::InvalidResponse {
+            what: "token response",
+            reason: "not JSON".into(),
+        };
+        assert_eq!(upstream.to_problem().status, 502);
+        assert!(!upstream.to_problem().detail.contains("JSON"));
     }
 }
