@@ -346,3 +346,28 @@ fn revocation_responses_are_classified() {
         RevocationOutcome::Rejected { status: 200, .. }
     ));
 }
+
+#[test]
+fn debug_output_never_shows_secrets() {
+    use consentry::connector::{Catalogue, ClientRegistration};
+    let secret = "TOP-SECRET-VALUE";
+    let c = builder(ClientAuth::Basic)
+        .client_secret(ClientSecret::new(secret))
+        .build()
+        .unwrap();
+    assert!(!format!("{c:?}").contains(secret));
+    assert!(!format!("{:?}", c.config()).contains(secret));
+    let reg = ClientRegistration::new("id").with_secret(ClientSecret::new(secret));
+    assert!(!format!("{reg:?}").contains(secret));
+    let from_catalogue = Catalogue::builtin()
+        .unwrap()
+        .connector("google", reg)
+        .unwrap();
+    assert!(!format!("{from_catalogue:?}").contains(secret));
+    let r = refresh_token_request(c.config(), &RefreshToken::new(secret), None).unwrap();
+    assert!(!format!("{:?}", r.headers()).contains(secret));
+    assert!(
+        !format!("{:?}", r.headers()).contains("VE9QL"),
+        "base64 of the secret"
+    );
+}
