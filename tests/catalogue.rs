@@ -347,3 +347,27 @@ fn builtin_provider_facts() {
         "https://api.notion.com/v1/oauth/token"
     );
 }
+
+mod never_panics {
+    use consentry::connector::Catalogue;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn on_arbitrary_text(s in "\\PC{0,300}") {
+            let _ = Catalogue::from_toml(&s);
+        }
+
+        #[test]
+        fn on_toml_shaped_text(
+            key in "[a-z_]{1,20}",
+            value in prop_oneof!["\"[ -~]{0,40}\"", "[0-9-]{1,5}", Just("true".to_owned()), "\\[\"[a-z{}:/.]{0,20}\"\\]"],
+            url in "https://[a-z{}]{1,10}\\.example/[a-z{}]{0,10}",
+        ) {
+            let text = format!(
+                "[connectors.x]\nvariables = [\"v\"]\nauthorization_url = \"{url}\"\ntoken_url = \"{url}\"\n{key} = {value}\n"
+            );
+            let _ = Catalogue::from_toml(&text);
+        }
+    }
+}

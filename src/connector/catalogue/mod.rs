@@ -431,7 +431,12 @@ impl Catalogue {
         }
         let table: toml::Table = toml::from_str(text).map_err(|e| {
             let line = e.span().map_or(0, |s| {
-                text[..s.start.min(text.len())].matches('\n').count() + 1
+                let end = s.start.min(text.len());
+                text.as_bytes()[..end]
+                    .iter()
+                    .filter(|&&b| b == b'\n')
+                    .count()
+                    + 1
             });
             Error::invalid(
                 "catalogue",
