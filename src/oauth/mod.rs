@@ -19,7 +19,9 @@
 //! 3. [`authorization_code_request`] → send → [`parse_token_response`].
 //! 4. [`account_request`] → send → [`parse_account`] to learn who connected.
 //! 5. Later: [`refresh_token_request`], and on disconnect
-//!    [`revocation_request`] and [`classify_revocation`].
+//!    [`revocation_request`] and [`classify_revocation`]
+//!    ([`introspection_request`] / [`parse_introspection`] check a token's
+//!    state where the provider offers RFC 7662).
 //!
 //! # Protocol choices
 //!
@@ -85,6 +87,7 @@ mod account;
 mod authorize;
 mod callback;
 pub(crate) mod error;
+mod introspect;
 mod pkce;
 mod response;
 mod revoke;
@@ -95,6 +98,7 @@ pub use account::{AccountInfo, MAX_ACCOUNT_RESPONSE_BYTES, account_request, pars
 pub use authorize::authorize_url;
 pub use callback::{Callback, MAX_CALLBACK_URL_LEN, callback_state, parse_callback};
 pub use error::{CallbackError, MAX_DESCRIPTION_CHARS, MAX_ERROR_CODE_CHARS, OAuthErrorCode};
+pub use introspect::{Introspection, introspection_request, parse_introspection};
 pub use pkce::{PkceChallenge, PkceVerifier};
 pub use response::{
     MAX_EXPIRES_IN, MAX_TOKEN_LEN, MAX_TOKEN_RESPONSE_BYTES, TokenResponse, TokenType,

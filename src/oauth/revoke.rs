@@ -13,7 +13,7 @@ use crate::secret::{AccessToken, RefreshToken};
 /// The longest `Retry-After` honoured (one day).
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
 
-/// A token to revoke, with its `token_type_hint`.
+/// A token to revoke or introspect, with its `token_type_hint`.
 ///
 /// ```
 /// use consentry::oauth::RevocableToken;
@@ -40,7 +40,7 @@ impl RevocableToken<'_> {
         }
     }
 
-    fn secret(&self) -> &str {
+    pub(super) fn secret(&self) -> &str {
         match self {
             Self::Access(t) => t.expose_secret(),
             Self::Refresh(t) => t.expose_secret(),
