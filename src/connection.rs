@@ -87,7 +87,13 @@ impl std::str::FromStr for ConnectionStatus {
     }
 }
 
-/// The provider account behind a connection, as the provider reports it.
+/// The provider account behind a connection, as the provider reports it: a
+/// stable id (to recognise a reconnection of the same account), and email
+/// and name for display.
+///
+/// Email and name are untrusted text: when parsed from a provider response
+/// ([`oauth::parse_account`](crate::oauth::parse_account)), control
+/// characters are removed and each is cut to 320 characters.
 ///
 /// ```
 /// use consentry::connection::AccountInfo;

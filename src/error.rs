@@ -13,6 +13,8 @@ use std::fmt;
 
 use serde::Serialize;
 
+use crate::http::HttpError;
+use crate::oauth::{CallbackError, OAuthErrorCode};
 use crate::vault::KeyId;
 
 /// `Result` with consentry's [`Error`] as the default error type.
@@ -142,6 +144,68 @@ pub enum Error {
     #[error("the system random number generator failed")]
     Random,
 
+    /// The provider answered an OAuth request with an OAuth error: in the
+    /// authorization callback (`error=access_denied`), from the token
+    /// endpoint (`invalid_grant`), or from the revocation endpoint.
+    ///
+    /// [`Error::is_invalid_grant`] tells the case a refresh must re-check:
+    /// another process may have rotated the refresh token first.
+    #[error(
+        "the provider refused the request ({error}){}",
+        DescriptionSuffix(description)
+    )]
+    OAuth {
+        /// The OAuth error code.
+        error: OAuthErrorCode,
+        /// The provider's `error_description`: untrusted text, with control
+        /// characters removed and at most
+        /// [`MAX_DESCRIPTION_CHARS`](crate::oauth::MAX_DESCRIPTION_CHARS)
+        /// characters kept.
+        description: Option<String>,
+    },
+
+    /// An authorization callback was refused before any token was
+    /// requested: wrong redirect URI, missing or unknown `state`, `iss`
+    /// mismatch (RFC 9207), repeated parameters.
+    #[error(transparent)]
+    Callback(#[from] CallbackError),
+
+    /// An HTTP request could not be completed (no response at all). See
+    /// [`HttpError::kind`] and [`HttpError::is_retryable`].
+    #[error("an HTTP request to the provider failed")]
+    Http(#[from] HttpError),
+
+    /// Authorization server metadata (RFC 8414 / OpenID Connect discovery)
+    /// could not be fetched or was refused.
+    #[error("discovery for issuer `{issuer}` failed: {reason}")]
+    Discovery {
+        /// The issuer discovery was run for.
+        issuer: String,
+        /// Why it failed. Never contains secret material.
+        reason: String,
+    },
+
+    /// A provider's response could not be used: not JSON, a required field
+    /// missing or of the wrong type, a body over the size limit.
+    #[error("invalid {what} from the provider: {reason}")]
+    InvalidResponse {
+        /// Which response (`"token response"`, `"userinfo response"`, ...).
+        what: &'static str,
+        /// What is wrong with it. Never contains a token or other response
+        /// content.
+        reason: String,
+    },
+
+    /// A provider endpoint answered with an HTTP status that carries no
+    /// usable OAuth error.
+    #[error("{what} answered with HTTP status {status}")]
+    UpstreamStatus {
+        /// Which endpoint (`"token endpoint"`, `"userinfo endpoint"`, ...).
+        what: &'static str,
+        /// The HTTP status code.
+        status: u16,
+    },
+
     /// A bug in consentry: an invariant did not hold. Please file an issue
     /// with the message.
     #[error("internal error: {0}; please file a bug")]
@@ -247,6 +311,19 @@ pub enum ErrorKind {
     /// A consentry bug, or the operating system's random number generator
     /// failed ([`Error::Random`]).
     Internal,
+    /// The user's grant at the provider is gone (`invalid_grant`, a revoked
+    /// token): the user has to connect again.
+    ReauthRequired,
+    /// The user (or the provider's policy) refused authorization.
+    AccessDenied,
+    /// An authorization callback was refused (redirect URI, `state`, `iss`).
+    InvalidCallback,
+    /// The provider misbehaved or refused a request in a way retrying will
+    /// not fix (bad client credentials, malformed responses, issuer
+    /// mismatch).
+    Upstream,
+    /// The provider is unreachable or temporarily failing; retry later.
+    Unavailable,
 }
 
 impl ErrorKind {
@@ -266,24 +343,30 @@ impl ErrorKind {
             Self::InvalidInput => 400,
             Self::NotFound => 404,
             Self::Conflict => 409,
-            Self::Storage => 503,
+            Self::Storage | Self::Unavailable => 503,
             Self::Crypto | Self::Key | Self::Migration | Self::Internal => 500,
+            Self::ReauthRequired => 401,
+            Self::AccessDenied => 403,
+            Self::InvalidCallback => 400,
+            Self::Upstream => 502,
         }
     }
 
     /// Whether trying again can succeed without fixing anything: storage
-    /// failures are usually transient, and a lost compare-and-swap succeeds
-    /// when retried after re-reading the current version.
+    /// failures are usually transient, a lost compare-and-swap succeeds
+    /// when retried after re-reading the current version, and a provider
+    /// that is temporarily down comes back.
     ///
     /// ```
     /// use consentry::ErrorKind;
     /// assert!(ErrorKind::Storage.is_retryable());
     /// assert!(ErrorKind::Conflict.is_retryable());
+    /// assert!(ErrorKind::Unavailable.is_retryable());
     /// assert!(!ErrorKind::InvalidInput.is_retryable());
     /// assert!(!ErrorKind::Crypto.is_retryable());
     /// ```
     pub fn is_retryable(self) -> bool {
-        matches!(self, Self::Storage | Self::Conflict)
+        matches!(self, Self::Storage | Self::Conflict | Self::Unavailable)
     }
 
     /// A stable, lowercase, dash-separated name (`"not-found"`), also used
@@ -304,6 +387,11 @@ impl ErrorKind {
             Self::Migration => "migration",
             Self::Storage => "storage",
             Self::Internal => "internal",
+            Self::ReauthRequired => "reauth-required",
+            Self::AccessDenied => "access-denied",
+            Self::InvalidCallback => "invalid-callback",
+            Self::Upstream => "upstream",
+            Self::Unavailable => "unavailable",
         }
     }
 
@@ -317,6 +405,11 @@ impl ErrorKind {
             Self::Migration => "Schema mismatch",
             Self::Storage => "Storage unavailable",
             Self::Internal => "Internal error",
+            Self::ReauthRequired => "Reauthorization required",
+            Self::AccessDenied => "Access denied",
+            Self::InvalidCallback => "Invalid authorization callback",
+            Self::Upstream => "Provider error",
+            Self::Unavailable => "Provider unavailable",
         }
     }
 }
@@ -349,7 +442,49 @@ impl Error {
             Self::Migration(_) => ErrorKind::Migration,
             Self::Storage { .. } => ErrorKind::Storage,
             Self::Random | Self::Internal(_) => ErrorKind::Internal,
+            Self::OAuth { error, .. } => {
+                if error.needs_reauth() {
+                    ErrorKind::ReauthRequired
+                } else if *error == OAuthErrorCode::AccessDenied {
+                    ErrorKind::AccessDenied
+                } else if error.is_transient() {
+                    ErrorKind::Unavailable
+                } else {
+                    ErrorKind::Upstream
+                }
+            }
+            Self::Callback(_) => ErrorKind::InvalidCallback,
+            Self::Http(e) if e.is_retryable() => ErrorKind::Unavailable,
+            Self::Http(_) | Self::Discovery { .. } | Self::InvalidResponse { .. } => {
+                ErrorKind::Upstream
+            }
+            Self::UpstreamStatus { status, .. } => match status {
+                408 | 429 | 500..=599 => ErrorKind::Unavailable,
+                _ => ErrorKind::Upstream,
+            },
         }
+    }
+
+    /// Whether this is an OAuth `invalid_grant`: the authorization code or
+    /// refresh token was refused. On a refresh, re-read the stored refresh
+    /// token before concluding the grant is dead: another process may have
+    /// rotated it a moment earlier.
+    ///
+    /// ```
+    /// use consentry::Error;
+    /// use consentry::oauth::OAuthErrorCode;
+    /// let e = Error::OAuth { error: OAuthErrorCode::InvalidGrant, description: None };
+    /// assert!(e.is_invalid_grant());
+    /// assert_eq!(e.kind(), consentry::ErrorKind::ReauthRequired);
+    /// ```
+    pub fn is_invalid_grant(&self) -> bool {
+        matches!(
+            self,
+            Self::OAuth {
+                error: OAuthErrorCode::InvalidGrant,
+                ..
+            }
+        )
     }
 
     /// An RFC 9457 problem document describing this error, safe to return to
@@ -436,6 +571,18 @@ pub struct Problem {
     pub detail: String,
 }
 
+/// Formats an optional provider description as `": description"`.
+struct DescriptionSuffix<'a>(&'a Option<String>);
+
+impl fmt::Display for DescriptionSuffix<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(d) => write!(f, ": {d}"),
+            None => Ok(()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -467,8 +614,15 @@ mod tests {
             ErrorKind::Migration,
             ErrorKind::Storage,
             ErrorKind::Internal,
+            ErrorKind::ReauthRequired,
+            ErrorKind::AccessDenied,
+            ErrorKind::InvalidCallback,
+            ErrorKind::Upstream,
+            ErrorKind::Unavailable,
         ];
         let names: std::collections::HashSet<_> = kinds.iter().map(|k| k.as_str()).collect();
         assert_eq!(names.len(), kinds.len());
+        let titles: std::collections::HashSet<_> = kinds.iter().map(|k| k.title()).collect();
+        assert_eq!(titles.len(), kinds.len());
     }
 }

@@ -14,7 +14,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::error::{Error, Result};
 
 /// Checks the rules every identifier shares.
-fn check_common(what: &'static str, value: &str, max_len: usize) -> Result<()> {
+pub(crate) fn check_common(what: &'static str, value: &str, max_len: usize) -> Result<()> {
     if value.is_empty() {
         return Err(Error::invalid(what, "must not be empty"));
     }
@@ -34,7 +34,7 @@ fn check_common(what: &'static str, value: &str, max_len: usize) -> Result<()> {
 }
 
 /// Checks an ASCII "token" identifier: letters, digits and `_ - . :`.
-fn check_token(what: &'static str, value: &str, max_len: usize) -> Result<()> {
+pub(crate) fn check_token(what: &'static str, value: &str, max_len: usize) -> Result<()> {
     check_common(what, value, max_len)?;
     if let Some(c) = value
         .chars()

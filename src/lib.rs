@@ -5,9 +5,11 @@
 //! consented to, and sign and verify webhooks — as a library inside your
 //! application, not a hosted platform.
 //!
-//! This release contains the foundation: validated identifiers, the error
+//! This release contains the foundation (validated identifiers, the error
 //! type, injected time, the storage traits with their in-memory and SQLite
-//! backends, and the token vault.
+//! backends, the token vault) and the OAuth 2.0 protocol layer: the
+//! [`HttpClient`](http::HttpClient) seam, connectors and their TOML
+//! catalogue, and the sans-I/O authorization code flow.
 //!
 //! ## The vault in one example
 //!
@@ -31,6 +33,18 @@
 //!
 //! ## Modules
 //!
+//! - [`connector`]: the [`Connector`](connector::Connector) trait,
+//!   [`OAuth2Connector`](connector::OAuth2Connector) (a provider as data),
+//!   RFC 8414 / OpenID Connect discovery, and the TOML
+//!   [`Catalogue`](connector::Catalogue) with built-in Google, Microsoft,
+//!   GitHub, Spotify, Slack and Notion entries.
+//! - [`oauth`]: authorization URL, callback checks (state, `iss` per
+//!   RFC 9207), PKCE, token / refresh / revocation requests and lenient,
+//!   bounded response parsing; builds requests and parses responses, never
+//!   does I/O.
+//! - [`http`]: the [`HttpClient`](http::HttpClient) trait (closures through
+//!   [`http::from_fn`]), and `http::ReqwestClient` (feature `reqwest`:
+//!   no redirects, timeouts, bounded bodies).
 //! - [`vault`]: envelope encryption of credentials, key rotation, crypto-shredding.
 //! - [`store`]: the storage traits, [`store::MemoryStore`], `store::SqliteStore`
 //!   (feature `sqlite`), and the public conformance suite (feature `conformance`).
@@ -41,11 +55,12 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `sqlite` | yes | `store::SqliteStore` (bundled SQLite) |
-//! | `reqwest` | yes | reserved for the HTTP client (next release) |
+//! | `reqwest` | yes | `http::ReqwestClient` (rustls, redirects disabled, bounded bodies) |
 //! | `conformance` | no | `store::conformance`, the suite a custom store must pass |
 //!
 //! With `--no-default-features` the crate is the protocol core: everything
-//! above but the SQLite backend.
+//! above but the SQLite backend and the reqwest client (bring your own
+//! [`HttpClient`](http::HttpClient)).
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -53,15 +68,20 @@
 
 pub mod clock;
 pub mod connection;
+pub mod connector;
 pub mod error;
 pub mod events;
+pub mod http;
 pub mod ids;
+pub mod oauth;
 pub mod secret;
 pub mod store;
 pub mod vault;
 
 /// The `secrecy` crate, re-exported so callers name the same secret types.
 pub use secrecy;
+/// The `url` crate, re-exported: endpoints and redirect URIs are [`url::Url`]s.
+pub use url;
 /// The `zeroize` crate, re-exported for key material
 /// ([`Keyring::with_primary`](vault::Keyring::with_primary) takes a
 /// `Zeroizing` key).

@@ -11,7 +11,7 @@
 //! comparison is always a deliberate choice.
 
 use base64::Engine as _;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use subtle::ConstantTimeEq;
 
 use crate::error::{Error, Result};
@@ -77,23 +77,51 @@ pub(crate) fn b64url_encode(bytes: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// Defines a secret newtype over [`SecretString`]: redacted `Debug`, no
+/// `Display`, no `PartialEq`, constant-time `ct_eq`, `expose_secret()`.
+///
+/// `secret_type!(single_use ...)` leaves out `Clone`, `From<String>` and
+/// `Deserialize`: a value meant to be used once (an OAuth `state`, a PKCE
+/// verifier, an authorization code) cannot be duplicated by accident.
 macro_rules! secret_type {
+    (single_use $(#[$meta:meta])* $name:ident) => {
+        $(#[$meta])*
+        #[must_use]
+        pub struct $name(secrecy::SecretString);
+
+        secret_type!(@common $name, "oauth");
+    };
     ($(#[$meta:meta])* $name:ident) => {
         $(#[$meta])*
         #[derive(Clone)]
         pub struct $name(SecretString);
 
+        secret_type!(@common $name, "secret");
+
+        impl From<String> for $name {
+            fn from(s: String) -> Self {
+                Self::new(s)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+                SecretString::deserialize(d).map(Self)
+            }
+        }
+    };
+    (@common $name:ident, $module:literal) => {
         impl $name {
             /// Wraps a secret value.
             ///
             /// ```
-            #[doc = concat!("use consentry::secret::", stringify!($name), ";")]
+            #[doc = concat!("use consentry::", $module, "::", stringify!($name), ";")]
             #[doc = concat!("let s = ", stringify!($name), "::new(\"example-secret\");")]
             #[doc = concat!("assert_eq!(format!(\"{s:?}\"), \"", stringify!($name), "([REDACTED])\");")]
             /// assert_eq!(s.expose_secret(), "example-secret");
             /// ```
             pub fn new(value: impl Into<String>) -> Self {
-                Self(SecretString::from(value.into()))
+                Self(secrecy::SecretString::from(value.into()))
             }
 
             /// The secret value.
@@ -103,35 +131,38 @@ macro_rules! secret_type {
             /// it in an error, or keep copies of it longer than needed.
             ///
             /// ```
-            #[doc = concat!("use consentry::secret::", stringify!($name), ";")]
-            #[doc = concat!("let s = ", stringify!($name), "::from(String::from(\"example-secret\"));")]
+            #[doc = concat!("use consentry::", $module, "::", stringify!($name), ";")]
+            #[doc = concat!("let s = ", stringify!($name), "::new(\"example-secret\");")]
             /// assert!(s.expose_secret().starts_with("example-"));
             /// ```
             pub fn expose_secret(&self) -> &str {
-                self.0.expose_secret()
+                secrecy::ExposeSecret::expose_secret(&self.0)
             }
 
             /// Compares with `other` in constant time (lengths are public).
             ///
             /// ```
-            #[doc = concat!("use consentry::secret::", stringify!($name), ";")]
+            #[doc = concat!("use consentry::", $module, "::", stringify!($name), ";")]
             #[doc = concat!("let a = ", stringify!($name), "::new(\"example-secret\");")]
             #[doc = concat!("assert!(a.ct_eq(&", stringify!($name), "::new(\"example-secret\")));")]
             #[doc = concat!("assert!(!a.ct_eq(&", stringify!($name), "::new(\"example-secreT\")));")]
             /// ```
             pub fn ct_eq(&self, other: &Self) -> bool {
-                constant_time_eq(self.expose_secret().as_bytes(), other.expose_secret().as_bytes())
+                $crate::secret::constant_time_eq(
+                    self.expose_secret().as_bytes(),
+                    other.expose_secret().as_bytes(),
+                )
             }
 
-            /// Unwraps into the underlying [`SecretString`].
+            /// Unwraps into the underlying [`SecretString`](secrecy::SecretString).
             ///
             /// ```
             /// use consentry::secrecy::{ExposeSecret, SecretString};
-            #[doc = concat!("use consentry::secret::", stringify!($name), ";")]
+            #[doc = concat!("use consentry::", $module, "::", stringify!($name), ";")]
             #[doc = concat!("let inner: SecretString = ", stringify!($name), "::new(\"example-secret\").into_secret();")]
             /// assert_eq!(inner.expose_secret(), "example-secret");
             /// ```
-            pub fn into_secret(self) -> SecretString {
+            pub fn into_secret(self) -> secrecy::SecretString {
                 self.0
             }
         }
@@ -142,31 +173,22 @@ macro_rules! secret_type {
             }
         }
 
-        impl From<SecretString> for $name {
-            fn from(s: SecretString) -> Self {
+        impl From<secrecy::SecretString> for $name {
+            fn from(s: secrecy::SecretString) -> Self {
                 Self(s)
             }
         }
 
-        impl From<String> for $name {
-            fn from(s: String) -> Self {
-                Self::new(s)
-            }
-        }
-
-        impl ExposeSecret<str> for $name {
+        impl secrecy::ExposeSecret<str> for $name {
             fn expose_secret(&self) -> &str {
-                self.0.expose_secret()
-            }
-        }
-
-        impl<'de> serde::Deserialize<'de> for $name {
-            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-                SecretString::deserialize(d).map(Self)
+                secrecy::ExposeSecret::expose_secret(&self.0)
             }
         }
     };
 }
+
+#[allow(unused_imports)] // used by the oauth module
+pub(crate) use secret_type;
 
 secret_type! {
     /// An OAuth 2.0 access token.

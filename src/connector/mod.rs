@@ -1,0 +1,425 @@
+//! Connectors: what consentry knows about each provider.
+//!
+//! A [`Connector`] says who a provider is ([`ConnectorInfo`]), how a user
+//! authorises access ([`AuthMethod`]: OAuth 2.0, an API key, or nothing),
+//! and what data and writes it offers ([`StreamSpec`], [`ActionSpec`]).
+//!
+//! Most provider differences are data, not code: [`OAuth2Connector`] is a
+//! connector that is nothing but data (endpoints, scopes, client
+//! authentication, PKCE, quirk flags), built in code with
+//! [`OAuth2Connector::builder`], fetched from the provider's metadata with
+//! [`OAuth2Connector::discover`], or read from a TOML [`Catalogue`]
+//! (which ships built-in entries for Google, Microsoft, GitHub, Spotify,
+//! Slack and Notion).
+//!
+//! ```
+//! use consentry::connector::{Catalogue, ClientRegistration, Connector, AuthMethod};
+//! use consentry::secret::ClientSecret;
+//!
+//! let catalogue = Catalogue::builtin()?;
+//! let github = catalogue.connector(
+//!     "github",
+//!     ClientRegistration::new("Iv1.0123456789abcdef").with_secret(ClientSecret::new("s3cret")),
+//! )?;
+//! assert_eq!(github.info().name, "GitHub");
+//! let AuthMethod::OAuth2(oauth) = github.auth() else { unreachable!() };
+//! assert_eq!(oauth.token_url().as_str(), "https://github.com/login/oauth/access_token");
+//! # Ok::<(), consentry::Error>(())
+//! ```
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use url::Url;
+
+use crate::error::{Error, Result};
+use crate::ids::{ConnectorId, Purpose, Scope};
+
+mod builder;
+mod catalogue;
+mod discovery;
+mod oauth2;
+
+pub use builder::OAuth2ConnectorBuilder;
+pub(crate) use builder::check_extra_param;
+pub use catalogue::{Catalogue, CatalogueEntry, ClientRegistration};
+pub use discovery::{AuthorizationServerMetadata, MAX_DISCOVERY_DOCUMENT_BYTES, discovery_urls};
+pub(crate) use oauth2::check_endpoint;
+pub use oauth2::{
+    AccountSource, ClientAuth, MAX_SCOPES, OAuth2Config, OAuth2Connector, Quirks, ScopeFormat,
+};
+
+/// A provider definition: identity, authorisation method, streams, actions.
+///
+/// Dyn-compatible: hosts keep connectors as `Arc<dyn Connector>`.
+/// [`OAuth2Connector`] implements it for every OAuth 2.0 provider; implement
+/// it yourself for a provider that needs code.
+///
+/// ```
+/// use consentry::ConnectorId;
+/// use consentry::connector::{ActionSpec, AuthMethod, Connector, ConnectorInfo, StreamSpec};
+///
+/// #[derive(Debug)]
+/// struct Local { id: ConnectorId, info: ConnectorInfo, streams: Vec<StreamSpec> }
+///
+/// impl Connector for Local {
+///     fn id(&self) -> &ConnectorId { &self.id }
+///     fn info(&self) -> &ConnectorInfo { &self.info }
+///     fn auth(&self) -> AuthMethod<'_> { AuthMethod::None }
+///     fn streams(&self) -> &[StreamSpec] { &self.streams }
+///     fn actions(&self) -> &[ActionSpec] { &[] }
+/// }
+///
+/// let c: std::sync::Arc<dyn Connector> = std::sync::Arc::new(Local {
+///     id: "local-files".parse()?,
+///     info: ConnectorInfo::new("Local files"),
+///     streams: vec![StreamSpec::new("notes")?],
+/// });
+/// assert_eq!(c.streams()[0].name(), "notes");
+/// # Ok::<(), consentry::Error>(())
+/// ```
+pub trait Connector: Debug + Send + Sync + 'static {
+    /// The connector's id, unique in a host.
+    fn id(&self) -> &ConnectorId;
+    /// Display information.
+    fn info(&self) -> &ConnectorInfo;
+    /// How a user authorises access.
+    fn auth(&self) -> AuthMethod<'_>;
+    /// The data streams this connector can fetch.
+    fn streams(&self) -> &[StreamSpec];
+    /// The writes this connector can perform.
+    fn actions(&self) -> &[ActionSpec];
+}
+
+macro_rules! forward_connector {
+    ($($wrapper:ident),*) => {$(
+        #[deny(clippy::missing_trait_methods)]
+        impl<T: Connector + ?Sized> Connector for $wrapper<T> {
+            fn id(&self) -> &ConnectorId { (**self).id() }
+            fn info(&self) -> &ConnectorInfo { (**self).info() }
+            fn auth(&self) -> AuthMethod<'_> { (**self).auth() }
+            fn streams(&self) -> &[StreamSpec] { (**self).streams() }
+            fn actions(&self) -> &[ActionSpec] { (**self).actions() }
+        }
+    )*};
+}
+
+forward_connector!(Arc, Box);
+
+/// How a user of a connector authorises access.
+///
+/// ```
+/// use consentry::connector::{ApiKeyAuth, AuthMethod};
+/// let key = ApiKeyAuth::header("X-Api-Key", None)?;
+/// let method = AuthMethod::ApiKey(&key);
+/// assert!(matches!(method, AuthMethod::ApiKey(k) if k.name() == "x-api-key"));
+/// # Ok::<(), consentry::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub enum AuthMethod<'a> {
+    /// OAuth 2.0 authorization code flow with this configuration.
+    OAuth2(&'a OAuth2Config),
+    /// A key or personal token the user pastes in.
+    ApiKey(&'a ApiKeyAuth),
+    /// No credentials (public data, local imports).
+    None,
+}
+
+/// Display information for a connector.
+///
+/// ```
+/// use consentry::connector::ConnectorInfo;
+/// use consentry::url::Url;
+/// let info = ConnectorInfo::new("Acme CRM")
+///     .with_docs_url(Url::parse("https://docs.acme.example/oauth")?);
+/// assert_eq!(info.name, "Acme CRM");
+/// assert!(info.icon_url.is_none());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConnectorInfo {
+    /// Human-readable name (`"Google"`).
+    pub name: String,
+    /// An icon to show next to the name.
+    pub icon_url: Option<Url>,
+    /// The provider's developer documentation.
+    pub docs_url: Option<Url>,
+}
+
+impl ConnectorInfo {
+    /// Information with a name only.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            icon_url: None,
+            docs_url: None,
+        }
+    }
+
+    /// Sets the icon URL.
+    #[must_use]
+    pub fn with_icon_url(mut self, url: Url) -> Self {
+        self.icon_url = Some(url);
+        self
+    }
+
+    /// Sets the documentation URL.
+    #[must_use]
+    pub fn with_docs_url(mut self, url: Url) -> Self {
+        self.docs_url = Some(url);
+        self
+    }
+}
+
+/// Where an API key goes on each request.
+///
+/// ```
+/// use consentry::connector::ApiKeyAuth;
+/// let bearer = ApiKeyAuth::header("Authorization", Some("Bearer"))?;
+/// assert_eq!((bearer.name(), bearer.prefix(), bearer.in_query()), ("authorization", Some("Bearer"), false));
+/// let query = ApiKeyAuth::query("key")?;
+/// assert!(query.in_query());
+/// assert!(ApiKeyAuth::header("bad header", None).is_err());
+/// # Ok::<(), consentry::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyAuth {
+    name: String,
+    prefix: Option<String>,
+    in_query: bool,
+}
+
+impl ApiKeyAuth {
+    /// The key goes in header `name`, after `prefix` and a space if given.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] if `name` is not a valid header name or
+    /// `prefix` has characters a header value cannot hold.
+    pub fn header(name: &str, prefix: Option<&str>) -> Result<Self> {
+        let name = ::http::HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| Error::invalid("api key header", "not a valid header name"))?;
+        if let Some(p) = prefix
+            && (p.is_empty() || p.len() > 64 || ::http::HeaderValue::from_str(p).is_err())
+        {
+            return Err(Error::invalid("api key prefix", "not a valid header value"));
+        }
+        Ok(Self {
+            name: name.as_str().to_owned(),
+            prefix: prefix.map(str::to_owned),
+            in_query: false,
+        })
+    }
+
+    /// The key goes in query parameter `name`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] if `name` is empty, longer than 64 bytes or
+    /// has characters outside ASCII letters, digits and `_ - . :`.
+    pub fn query(name: &str) -> Result<Self> {
+        crate::ids::check_token("api key parameter", name, 64)?;
+        Ok(Self {
+            name: name.to_owned(),
+            prefix: None,
+            in_query: true,
+        })
+    }
+
+    /// The header name (lowercase) or query parameter name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The header value prefix (`Bearer`, `token`), if any.
+    pub fn prefix(&self) -> Option<&str> {
+        self.prefix.as_deref()
+    }
+
+    /// Whether the key goes in the query string rather than a header.
+    pub fn in_query(&self) -> bool {
+        self.in_query
+    }
+}
+
+/// How a stream remembers where the last fetch stopped.
+///
+/// ```
+/// use consentry::connector::{CursorKind, StreamSpec};
+/// let s = StreamSpec::new("events")?.with_cursor(CursorKind::Timestamp);
+/// assert_eq!(s.cursor(), CursorKind::Timestamp);
+/// # Ok::<(), consentry::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum CursorKind {
+    /// No cursor: every fetch reads everything.
+    #[default]
+    FullRefresh,
+    /// An opaque token from the provider (a sync token, a page token).
+    Opaque,
+    /// A timestamp: fetch what changed since.
+    Timestamp,
+    /// A numeric offset.
+    Offset,
+}
+
+/// The longest stream or action name, in bytes.
+const MAX_SPEC_NAME: usize = 64;
+
+/// A data stream a connector can fetch: what it needs and what it is for.
+///
+/// Declarations only; fetching is done by the sync runtime.
+///
+/// ```
+/// use consentry::{Purpose, Scope};
+/// use consentry::connector::{CursorKind, StreamSpec};
+///
+/// let events = StreamSpec::new("calendar_events")?
+///     .with_required_scopes([Scope::new("https://www.googleapis.com/auth/calendar.readonly")?])
+///     .with_purposes([Purpose::new("reminders")?])
+///     .with_cursor(CursorKind::Opaque)
+///     .with_page_size(250);
+/// assert_eq!(events.name(), "calendar_events");
+/// assert_eq!(events.page_size(), Some(250));
+/// assert_eq!(events.purposes()[0].as_str(), "reminders");
+/// assert!(StreamSpec::new("no spaces").is_err());
+/// # Ok::<(), consentry::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamSpec {
+    name: String,
+    required_scopes: Vec<Scope>,
+    purposes: Vec<Purpose>,
+    cursor: CursorKind,
+    page_size: Option<u32>,
+}
+
+impl StreamSpec {
+    /// A stream called `name`, with no scopes, no purposes, no cursor.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] if `name` is empty, longer than 64 bytes, or
+    /// has characters outside ASCII letters, digits and `_ - . :`.
+    pub fn new(name: &str) -> Result<Self> {
+        crate::ids::check_token("stream name", name, MAX_SPEC_NAME)?;
+        Ok(Self {
+            name: name.to_owned(),
+            required_scopes: Vec::new(),
+            purposes: Vec::new(),
+            cursor: CursorKind::FullRefresh,
+            page_size: None,
+        })
+    }
+
+    /// Sets the scopes the stream needs.
+    #[must_use]
+    pub fn with_required_scopes(mut self, scopes: impl IntoIterator<Item = Scope>) -> Self {
+        self.required_scopes = scopes.into_iter().collect();
+        self
+    }
+
+    /// Sets the purposes the stream's data may be used for.
+    #[must_use]
+    pub fn with_purposes(mut self, purposes: impl IntoIterator<Item = Purpose>) -> Self {
+        self.purposes = purposes.into_iter().collect();
+        self
+    }
+
+    /// Sets the cursor kind.
+    #[must_use]
+    pub fn with_cursor(mut self, cursor: CursorKind) -> Self {
+        self.cursor = cursor;
+        self
+    }
+
+    /// Sets the page size to request.
+    #[must_use]
+    pub fn with_page_size(mut self, page_size: u32) -> Self {
+        self.page_size = Some(page_size);
+        self
+    }
+
+    /// The stream's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The scopes the stream needs.
+    pub fn required_scopes(&self) -> &[Scope] {
+        &self.required_scopes
+    }
+
+    /// The purposes the stream's data may be used for.
+    pub fn purposes(&self) -> &[Purpose] {
+        &self.purposes
+    }
+
+    /// How the stream resumes.
+    pub fn cursor(&self) -> CursorKind {
+        self.cursor
+    }
+
+    /// The page size to request, if the provider takes one.
+    pub fn page_size(&self) -> Option<u32> {
+        self.page_size
+    }
+}
+
+/// A write a connector can perform on the user's behalf.
+///
+/// ```
+/// use consentry::{Purpose, Scope};
+/// use consentry::connector::ActionSpec;
+///
+/// let save = ActionSpec::new("save_note", Purpose::new("notes_export")?)?
+///     .with_required_scopes([Scope::new("insert_content")?]);
+/// assert_eq!(save.name(), "save_note");
+/// assert_eq!(save.purpose().as_str(), "notes_export");
+/// assert_eq!(save.required_scopes().len(), 1);
+/// # Ok::<(), consentry::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionSpec {
+    name: String,
+    required_scopes: Vec<Scope>,
+    purpose: Purpose,
+}
+
+impl ActionSpec {
+    /// An action called `name`, performed for `purpose`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] if `name` is not a valid stream/action name
+    /// (see [`StreamSpec::new`]).
+    pub fn new(name: &str, purpose: Purpose) -> Result<Self> {
+        crate::ids::check_token("action name", name, MAX_SPEC_NAME)?;
+        Ok(Self {
+            name: name.to_owned(),
+            required_scopes: Vec::new(),
+            purpose,
+        })
+    }
+
+    /// Sets the scopes the action needs.
+    #[must_use]
+    pub fn with_required_scopes(mut self, scopes: impl IntoIterator<Item = Scope>) -> Self {
+        self.required_scopes = scopes.into_iter().collect();
+        self
+    }
+
+    /// The action's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The scopes the action needs.
+    pub fn required_scopes(&self) -> &[Scope] {
+        &self.required_scopes
+    }
+
+    /// The purpose the action serves.
+    pub fn purpose(&self) -> &Purpose {
+        &self.purpose
+    }
+}
