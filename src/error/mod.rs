@@ -11,7 +11,12 @@
 
 use std::fmt;
 
-use serde::Serialize;
+mod kind;
+mod problem;
+
+pub use kind::ErrorKind;
+pub use problem::Problem;
+
 
 use crate::http::HttpError;
 use crate::oauth::{CallbackError, OAuthErrorCode};
@@ -206,6 +211,39 @@ pub enum Error {
         status: u16,
     },
 
+    /// The user has not consented to this purpose for this connection (or
+    /// revoked it). Ask them; do not retry.
+    #[error("no consent for purpose `{purpose}` on this connection")]
+    ConsentRequired {
+        /// The purpose that lacks consent.
+        purpose: crate::ids::Purpose,
+    },
+
+    /// The connection was granted fewer scopes than the call needs. Connect
+    /// again asking for the missing ones.
+    #[error("the connection lacks the required scope(s): {}", ScopeList(missing))]
+    InsufficientScope {
+        /// The required scopes the provider did not grant.
+        missing: Vec<crate::ids::Scope>,
+    },
+
+    /// The connection's grant is dead (revoked by the user or the provider,
+    /// expired, or `invalid_grant` on refresh): the user must connect again.
+    /// consentry never retries this on its own.
+    #[error("connection `{connection}` must be connected again by its user")]
+    ReauthRequired {
+        /// The connection.
+        connection: crate::ids::ConnectionId,
+    },
+
+    /// The provider is rate limiting or failing and the connection is
+    /// backing off; no valid token is at hand. Retry after `retry_after`.
+    #[error("the provider is unavailable for this connection{}", RetryAfter(retry_after))]
+    RateLimited {
+        /// How long to wait, when known.
+        retry_after: Option<std::time::Duration>,
+    },
+
     /// A bug in consentry: an invariant did not hold. Please file an issue
     /// with the message.
     #[error("internal error: {0}; please file a bug")]
@@ -283,143 +321,6 @@ pub enum MigrationError {
     },
 }
 
-/// A coarse, `Copy` classification of an [`Error`].
-///
-/// ```
-/// use consentry::ErrorKind;
-/// assert_eq!(ErrorKind::NotFound.http_status(), 404);
-/// assert!(ErrorKind::Storage.is_retryable());
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ErrorKind {
-    /// Bad input; do not retry.
-    InvalidInput,
-    /// Does not exist.
-    NotFound,
-    /// Lost a compare-and-swap; re-read and retry.
-    Conflict,
-    /// A ciphertext failed to open.
-    Crypto,
-    /// A key needed for the operation is not available, or its state forbids
-    /// the operation.
-    Key,
-    /// Schema mismatch.
-    Migration,
-    /// The store failed; usually transient.
-    Storage,
-    /// A consentry bug, or the operating system's random number generator
-    /// failed ([`Error::Random`]).
-    Internal,
-    /// The user's grant at the provider is gone (`invalid_grant`, a revoked
-    /// token): the user has to connect again.
-    ReauthRequired,
-    /// The user (or the provider's policy) refused authorization.
-    AccessDenied,
-    /// An authorization callback was refused (redirect URI, `state`, `iss`).
-    InvalidCallback,
-    /// The provider misbehaved or refused a request in a way retrying will
-    /// not fix (bad client credentials, malformed responses, issuer
-    /// mismatch).
-    Upstream,
-    /// The provider is unreachable or temporarily failing; retry later.
-    Unavailable,
-}
-
-impl ErrorKind {
-    /// The HTTP status a host would typically answer with: 400 for invalid
-    /// input, 404 for not found, 409 for a conflict, 503 for storage, 500
-    /// for the rest.
-    ///
-    /// ```
-    /// use consentry::ErrorKind;
-    /// assert_eq!(ErrorKind::InvalidInput.http_status(), 400);
-    /// assert_eq!(ErrorKind::Conflict.http_status(), 409);
-    /// assert_eq!(ErrorKind::Storage.http_status(), 503);
-    /// assert_eq!(ErrorKind::Crypto.http_status(), 500);
-    /// ```
-    pub fn http_status(self) -> u16 {
-        match self {
-            Self::InvalidInput => 400,
-            Self::NotFound => 404,
-            Self::Conflict => 409,
-            Self::Storage | Self::Unavailable => 503,
-            Self::Crypto | Self::Key | Self::Migration | Self::Internal => 500,
-            Self::ReauthRequired => 401,
-            Self::AccessDenied => 403,
-            Self::InvalidCallback => 400,
-            Self::Upstream => 502,
-        }
-    }
-
-    /// Whether trying again can succeed without fixing anything: storage
-    /// failures are usually transient, a lost compare-and-swap succeeds
-    /// when retried after re-reading the current version, and a provider
-    /// that is temporarily down comes back.
-    ///
-    /// ```
-    /// use consentry::ErrorKind;
-    /// assert!(ErrorKind::Storage.is_retryable());
-    /// assert!(ErrorKind::Conflict.is_retryable());
-    /// assert!(ErrorKind::Unavailable.is_retryable());
-    /// assert!(!ErrorKind::InvalidInput.is_retryable());
-    /// assert!(!ErrorKind::Crypto.is_retryable());
-    /// ```
-    pub fn is_retryable(self) -> bool {
-        matches!(self, Self::Storage | Self::Conflict | Self::Unavailable)
-    }
-
-    /// A stable, lowercase, dash-separated name (`"not-found"`), also used
-    /// by `Display`.
-    ///
-    /// ```
-    /// use consentry::ErrorKind;
-    /// assert_eq!(ErrorKind::NotFound.as_str(), "not-found");
-    /// assert_eq!(ErrorKind::InvalidInput.to_string(), "invalid-input");
-    /// ```
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::InvalidInput => "invalid-input",
-            Self::NotFound => "not-found",
-            Self::Conflict => "conflict",
-            Self::Crypto => "crypto",
-            Self::Key => "key",
-            Self::Migration => "migration",
-            Self::Storage => "storage",
-            Self::Internal => "internal",
-            Self::ReauthRequired => "reauth-required",
-            Self::AccessDenied => "access-denied",
-            Self::InvalidCallback => "invalid-callback",
-            Self::Upstream => "upstream",
-            Self::Unavailable => "unavailable",
-        }
-    }
-
-    fn title(self) -> &'static str {
-        match self {
-            Self::InvalidInput => "Invalid input",
-            Self::NotFound => "Not found",
-            Self::Conflict => "Conflict",
-            Self::Crypto => "Decryption failed",
-            Self::Key => "Key unavailable",
-            Self::Migration => "Schema mismatch",
-            Self::Storage => "Storage unavailable",
-            Self::Internal => "Internal error",
-            Self::ReauthRequired => "Reauthorization required",
-            Self::AccessDenied => "Access denied",
-            Self::InvalidCallback => "Invalid authorization callback",
-            Self::Upstream => "Provider error",
-            Self::Unavailable => "Provider unavailable",
-        }
-    }
-}
-
-impl fmt::Display for ErrorKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(self.as_str())
-    }
-}
-
 impl Error {
     /// The coarse classification of this error.
     ///
@@ -454,6 +355,10 @@ impl Error {
                 }
             }
             Self::Callback(_) => ErrorKind::InvalidCallback,
+            Self::ConsentRequired { .. } => ErrorKind::ConsentRequired,
+            Self::InsufficientScope { .. } => ErrorKind::InsufficientScope,
+            Self::ReauthRequired { .. } => ErrorKind::ReauthRequired,
+            Self::RateLimited { .. } => ErrorKind::RateLimited,
             Self::Http(e) if e.is_retryable() => ErrorKind::Unavailable,
             Self::Http(_) | Self::Discovery { .. } | Self::InvalidResponse { .. } => {
                 ErrorKind::Upstream
@@ -512,6 +417,22 @@ impl Error {
         } else {
             "the server could not complete this request; the cause has been logged".to_owned()
         };
+        let mut extensions = serde_json::Map::new();
+        match self {
+            Self::ConsentRequired { purpose } => {
+                extensions.insert("purpose".into(), purpose.as_str().into());
+            }
+            Self::InsufficientScope { missing } => {
+                let missing: Vec<serde_json::Value> = missing.iter().map(|s| s.as_str().into()).collect();
+                extensions.insert("missing_scopes".into(), missing.into());
+            }
+            Self::RateLimited {
+                retry_after: Some(d),
+            } => {
+                extensions.insert("retry_after".into(), d.as_secs().max(1).into());
+            }
+            _ => {}
+        }
         Problem {
             type_uri: format!(
                 "https://docs.rs/consentry/latest/consentry/enum.ErrorKind.html#variant.{kind:?}"
@@ -519,6 +440,7 @@ impl Error {
             title: kind.title().to_owned(),
             status,
             detail,
+            extensions,
         }
     }
 
@@ -547,28 +469,31 @@ impl Error {
     }
 }
 
-/// An RFC 9457 problem document (`application/problem+json`).
-///
-/// Build one with [`Error::to_problem`]; serialize it with serde.
-///
-/// ```
-/// use consentry::Error;
-/// let p = Error::Internal("example").to_problem();
-/// assert_eq!(p.status, 500);
-/// assert!(!p.detail.contains("example"));
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[non_exhaustive]
-pub struct Problem {
-    /// A URI identifying the problem type (serialized as `type`).
-    #[serde(rename = "type")]
-    pub type_uri: String,
-    /// A short, human-readable summary of the problem type.
-    pub title: String,
-    /// The HTTP status code.
-    pub status: u16,
-    /// A human-readable explanation of this occurrence.
-    pub detail: String,
+/// Formats scopes as a space-separated list.
+struct ScopeList<'a>(&'a [crate::ids::Scope]);
+
+impl fmt::Display for ScopeList<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, s) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            f.write_str(s.as_str())?;
+        }
+        Ok(())
+    }
+}
+
+/// Formats an optional wait as `"; retry in N s"`.
+struct RetryAfter<'a>(&'a Option<std::time::Duration>);
+
+impl fmt::Display for RetryAfter<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(d) => write!(f, "; retry in {} s", d.as_secs().max(1)),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Formats an optional provider description as `": description"`.
@@ -604,6 +529,28 @@ mod tests {
     }
 
     #[test]
+    fn problems_carry_what_the_client_acts_on() {
+        let p = Error::ConsentRequired {
+            purpose: crate::ids::Purpose::new("matching").unwrap(),
+        }
+        .to_problem();
+        assert_eq!((p.status, p.extensions["purpose"].as_str()), (403, Some("matching")));
+        let p = Error::InsufficientScope {
+            missing: vec![crate::ids::Scope::new("calendar").unwrap()],
+        }
+        .to_problem();
+        assert_eq!(p.extensions["missing_scopes"][0], "calendar");
+        assert!(p.detail.contains("calendar"));
+        let p = Error::RateLimited {
+            retry_after: Some(std::time::Duration::from_millis(1500)),
+        }
+        .to_problem();
+        assert_eq!((p.status, p.extensions["retry_after"].as_u64()), (429, Some(1)));
+        let json = serde_json::to_value(&p).unwrap();
+        assert_eq!(json["retry_after"], 1, "extensions are top-level members");
+    }
+
+    #[test]
     fn every_kind_has_a_distinct_name() {
         let kinds = [
             ErrorKind::InvalidInput,
@@ -619,6 +566,9 @@ mod tests {
             ErrorKind::InvalidCallback,
             ErrorKind::Upstream,
             ErrorKind::Unavailable,
+            ErrorKind::ConsentRequired,
+            ErrorKind::InsufficientScope,
+            ErrorKind::RateLimited,
         ];
         let names: std::collections::HashSet<_> = kinds.iter().map(|k| k.as_str()).collect();
         assert_eq!(names.len(), kinds.len());
