@@ -155,4 +155,3 @@ impl fmt::Display for ErrorKind {
         f.pad(self.as_str())
     }
 }
-

@@ -17,7 +17,6 @@ mod problem;
 pub use kind::ErrorKind;
 pub use problem::Problem;
 
-
 use crate::http::HttpError;
 use crate::oauth::{CallbackError, OAuthErrorCode};
 use crate::vault::KeyId;
@@ -238,10 +237,23 @@ pub enum Error {
 
     /// The provider is rate limiting or failing and the connection is
     /// backing off; no valid token is at hand. Retry after `retry_after`.
-    #[error("the provider is unavailable for this connection{}", RetryAfter(retry_after))]
+    #[error(
+        "the provider is unavailable for this connection{}",
+        RetryAfter(retry_after)
+    )]
     RateLimited {
         /// How long to wait, when known.
         retry_after: Option<std::time::Duration>,
+    },
+
+    /// A token refresh led by another caller in this process failed; this is
+    /// its outcome, shared. `kind` is the original error's kind.
+    #[error("the token refresh failed: {reason}")]
+    RefreshFailed {
+        /// The kind of the original error.
+        kind: ErrorKind,
+        /// The original error's message (never a secret).
+        reason: String,
     },
 
     /// A bug in consentry: an invariant did not hold. Please file an issue
@@ -359,6 +371,7 @@ impl Error {
             Self::InsufficientScope { .. } => ErrorKind::InsufficientScope,
             Self::ReauthRequired { .. } => ErrorKind::ReauthRequired,
             Self::RateLimited { .. } => ErrorKind::RateLimited,
+            Self::RefreshFailed { kind, .. } => *kind,
             Self::Http(e) if e.is_retryable() => ErrorKind::Unavailable,
             Self::Http(_) | Self::Discovery { .. } | Self::InvalidResponse { .. } => {
                 ErrorKind::Upstream
@@ -423,7 +436,8 @@ impl Error {
                 extensions.insert("purpose".into(), purpose.as_str().into());
             }
             Self::InsufficientScope { missing } => {
-                let missing: Vec<serde_json::Value> = missing.iter().map(|s| s.as_str().into()).collect();
+                let missing: Vec<serde_json::Value> =
+                    missing.iter().map(|s| s.as_str().into()).collect();
                 extensions.insert("missing_scopes".into(), missing.into());
             }
             Self::RateLimited {
@@ -534,7 +548,10 @@ mod tests {
             purpose: crate::ids::Purpose::new("matching").unwrap(),
         }
         .to_problem();
-        assert_eq!((p.status, p.extensions["purpose"].as_str()), (403, Some("matching")));
+        assert_eq!(
+            (p.status, p.extensions["purpose"].as_str()),
+            (403, Some("matching"))
+        );
         let p = Error::InsufficientScope {
             missing: vec![crate::ids::Scope::new("calendar").unwrap()],
         }
@@ -545,7 +562,10 @@ mod tests {
             retry_after: Some(std::time::Duration::from_millis(1500)),
         }
         .to_problem();
-        assert_eq!((p.status, p.extensions["retry_after"].as_u64()), (429, Some(1)));
+        assert_eq!(
+            (p.status, p.extensions["retry_after"].as_u64()),
+            (429, Some(1))
+        );
         let json = serde_json::to_value(&p).unwrap();
         assert_eq!(json["retry_after"], 1, "extensions are top-level members");
     }

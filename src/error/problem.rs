@@ -29,4 +29,3 @@ pub struct Problem {
     #[serde(flatten)]
     pub extensions: serde_json::Map<String, serde_json::Value>,
 }
-

@@ -87,6 +87,7 @@ mod account;
 mod authorize;
 mod callback;
 pub(crate) mod error;
+mod id_token;
 mod introspect;
 mod pkce;
 mod response;
@@ -98,6 +99,7 @@ pub use account::{AccountInfo, MAX_ACCOUNT_RESPONSE_BYTES, account_request, pars
 pub use authorize::authorize_url;
 pub use callback::{Callback, MAX_CALLBACK_URL_LEN, callback_state, parse_callback};
 pub use error::{CallbackError, MAX_DESCRIPTION_CHARS, MAX_ERROR_CODE_CHARS, OAuthErrorCode};
+pub use id_token::{MAX_ID_TOKEN_LEN, id_token_account};
 pub use introspect::{Introspection, introspection_request, parse_introspection};
 pub use pkce::{PkceChallenge, PkceVerifier};
 pub use response::{

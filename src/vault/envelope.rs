@@ -340,6 +340,18 @@ impl SealKey {
         &self.material
     }
 
+    /// A 32-byte subkey for another purpose, named by `label`
+    /// (HKDF-Expand-SHA256 with the key as PRK). Labels must not start with
+    /// `consentry/vault/`, which the envelope format uses.
+    pub(crate) fn derive(&self, label: &[u8]) -> Zeroizing<[u8; 32]> {
+        debug_assert!(!label.starts_with(b"consentry/vault/"));
+        let hk = Hkdf::<Sha256>::from_prk(self.material.as_ref())
+            .unwrap_or_else(|_| unreachable!("32 bytes is a valid HKDF-SHA256 PRK length"));
+        let mut out = Zeroizing::new([0u8; 32]);
+        let _ = hk.expand(label, out.as_mut());
+        out
+    }
+
     fn commitment(&self, header: &[u8], nonce: &[u8]) -> [u8; COMMIT_LEN] {
         let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(self.commit_key.as_ref())
             .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));

@@ -474,6 +474,11 @@ impl Keyring {
         (id, key)
     }
 
+    /// A subkey of key `id` for `label`, or `None` if the keyring lacks it.
+    pub(crate) fn derive(&self, id: &str, label: &[u8]) -> Option<Zeroizing<[u8; 32]>> {
+        self.key(id).map(|k| k.derive(label))
+    }
+
     pub(crate) fn key(&self, id: &str) -> Option<&Arc<SealKey>> {
         self.keys
             .iter()

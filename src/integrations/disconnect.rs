@@ -1,0 +1,284 @@
+//! Disconnecting: revoke at the provider (RFC 7009), delete locally, report.
+
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use super::Integrations;
+use crate::connection::{Connection, ConnectionStatus};
+use crate::connector::OAuth2Config;
+use crate::error::{Error, Result};
+use crate::events::{Event, EventKind};
+use crate::ids::{ConnectionId, UserId};
+use crate::oauth::{self, RevocableToken, RevocationOutcome};
+use crate::secret::{AccessToken, RefreshToken};
+use crate::store::{
+    ConnectionDeleted, ConnectionWrite, CredentialKey, PendingRevocation, QueuedRevocation,
+};
+use crate::vault::CredentialKind;
+
+/// What happened to one token at the provider.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "result")]
+#[non_exhaustive]
+pub enum RevocationResult {
+    /// Revoked (or already invalid) at the provider.
+    Revoked,
+    /// The provider could not be reached or asked to retry: the token is
+    /// kept, sealed, in the revocation queue and retried by
+    /// [`Integrations::maintenance`].
+    Pending,
+    /// The provider refused the revocation (it will not succeed by
+    /// retrying); the token is deleted locally anyway.
+    Refused {
+        /// The HTTP status.
+        status: u16,
+    },
+    /// The provider has no revocation endpoint; the token is deleted
+    /// locally and stays valid at the provider until it expires.
+    Unsupported,
+}
+
+/// What [`Integrations::disconnect`] did, token by token and table by table.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct DisconnectReport {
+    /// The connection.
+    pub connection: ConnectionId,
+    /// The refresh token's fate, if one was held (revoked first: at most
+    /// providers that ends the whole grant).
+    pub refresh_token: Option<RevocationResult>,
+    /// The access token's fate, if one was held.
+    pub access_token: Option<RevocationResult>,
+    /// Whether the connection row was deleted.
+    pub connection_deleted: bool,
+    /// Credential rows deleted (tokens queued for revocation included).
+    pub credentials_deleted: u64,
+    /// Consent ledger entries deleted.
+    pub consent_entries_deleted: u64,
+}
+
+impl DisconnectReport {
+    /// Whether a revocation is still pending at the provider.
+    pub fn revocation_pending(&self) -> bool {
+        [&self.refresh_token, &self.access_token]
+            .into_iter()
+            .any(|r| *r == Some(RevocationResult::Pending))
+    }
+}
+
+/// How many times a queued revocation is tried before it is given up.
+pub(super) const MAX_REVOCATION_ATTEMPTS: u32 = 12;
+
+/// Waits between revocation attempts: 1 min, 2, 4, ... capped at 12 h.
+pub(super) fn revocation_backoff(attempts: u32) -> Duration {
+    Duration::from_secs(60)
+        .saturating_mul(1u32 << attempts.min(16))
+        .min(Duration::from_secs(12 * 3600))
+}
+
+impl Integrations {
+    /// Disconnects: stops refreshes, revokes the refresh token and then the
+    /// access token at the provider's RFC 7009 endpoint, and deletes the
+    /// connection, its tokens and its consent state locally in one
+    /// transaction — even when the provider is down, in which case the
+    /// tokens go, sealed, to a revocation queue retried by
+    /// [`Integrations::maintenance`].
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] if the connection does not exist; storage errors
+    /// (nothing is deleted then, and calling again is safe).
+    pub async fn disconnect(
+        &self,
+        user: &UserId,
+        connection: &ConnectionId,
+    ) -> Result<DisconnectReport> {
+        let c = self.mark_revoked(user, connection).await?;
+        let config = self.oauth2(&c.connector).ok();
+        let refresh = self
+            .revoke_stored(&c, config, CredentialKind::RefreshToken)
+            .await?;
+        let access = self
+            .revoke_stored(&c, config, CredentialKind::AccessToken)
+            .await?;
+        let now = self.now();
+        let queue: Vec<_> = [
+            (CredentialKind::RefreshToken, &refresh),
+            (CredentialKind::AccessToken, &access),
+        ]
+        .into_iter()
+        .filter(|(_, r)| **r == Some(RevocationResult::Pending))
+        .map(|(kind, _)| {
+            QueuedRevocation::new(kind, c.connector.clone(), now + revocation_backoff(0))
+        })
+        .collect();
+        let ConnectionDeleted {
+            connection: connection_deleted,
+            credentials,
+            consent_entries,
+            ..
+        } = self
+            .inner
+            .store
+            .delete_connection(user, connection, queue)
+            .await?;
+        self.emit(Event::new(
+            EventKind::Revoked,
+            user.clone(),
+            connection.clone(),
+            c.connector.clone(),
+            now,
+        ));
+        Ok(DisconnectReport {
+            connection: connection.clone(),
+            refresh_token: refresh,
+            access_token: access,
+            connection_deleted,
+            credentials_deleted: credentials,
+            consent_entries_deleted: consent_entries,
+        })
+    }
+
+    /// Marks the connection revoked so no refresh starts while it is being
+    /// disconnected.
+    async fn mark_revoked(&self, user: &UserId, connection: &ConnectionId) -> Result<Connection> {
+        for _ in 0..5 {
+            let mut c = self.connection(user, connection).await?;
+            if c.status == ConnectionStatus::Revoked {
+                return Ok(c);
+            }
+            c.status = ConnectionStatus::Revoked;
+            c.updated_at = self.now();
+            match self
+                .inner
+                .store
+                .write_connection(ConnectionWrite::update(c.clone()))
+                .await
+            {
+                Ok(w) => {
+                    c.revision = w.revision;
+                    return Ok(c);
+                }
+                Err(Error::Conflict { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::Conflict {
+            what: "connection",
+            expected: 0,
+            found: 0,
+        })
+    }
+
+    /// Revokes the stored token of `kind`, if any.
+    async fn revoke_stored(
+        &self,
+        c: &Connection,
+        config: Option<&OAuth2Config>,
+        kind: CredentialKind,
+    ) -> Result<Option<RevocationResult>> {
+        let key = CredentialKey::new(c.user.clone(), c.id.clone(), kind);
+        let Some(stored) = self.inner.store.get_credential(&key).await? else {
+            return Ok(None);
+        };
+        let Some(config) = config else {
+            return Ok(Some(RevocationResult::Unsupported));
+        };
+        let secret = self
+            .inner
+            .vault
+            .open(&c.user, &c.id, kind, &stored)
+            .await?
+            .value;
+        Ok(Some(self.revoke(config, kind, secret).await?))
+    }
+
+    /// One revocation request; transport failures and retryable answers
+    /// are `Pending`.
+    async fn revoke(
+        &self,
+        config: &OAuth2Config,
+        kind: CredentialKind,
+        secret: secrecy::SecretString,
+    ) -> Result<RevocationResult> {
+        let (access, refresh);
+        let token = match kind {
+            CredentialKind::RefreshToken => {
+                refresh = RefreshToken::from(secret);
+                RevocableToken::Refresh(&refresh)
+            }
+            _ => {
+                access = AccessToken::from(secret);
+                RevocableToken::Access(&access)
+            }
+        };
+        let Some(request) = oauth::revocation_request(config, token)? else {
+            return Ok(RevocationResult::Unsupported);
+        };
+        let response = match self.inner.http.send(request).await {
+            Ok(r) => r,
+            Err(_) => return Ok(RevocationResult::Pending),
+        };
+        Ok(match oauth::classify_revocation(config, &response) {
+            RevocationOutcome::Revoked | RevocationOutcome::AlreadyInvalid => {
+                RevocationResult::Revoked
+            }
+            RevocationOutcome::RetryLater { .. } => RevocationResult::Pending,
+            RevocationOutcome::UnsupportedTokenType => RevocationResult::Unsupported,
+            _ => RevocationResult::Refused {
+                status: response.status().as_u16(),
+            },
+        })
+    }
+
+    /// Tries one queued revocation; returns whether it is finished (revoked,
+    /// refused, or given up).
+    pub(super) async fn retry_revocation(
+        &self,
+        entry: &PendingRevocation,
+        now: SystemTime,
+    ) -> Result<bool> {
+        let config = match self.oauth2(&entry.connector) {
+            Ok(config) => config,
+            // The connector is gone from this build: nothing to revoke with.
+            Err(_) => return self.inner.store.remove_revocation(entry.id).await,
+        };
+        let secret = match self
+            .inner
+            .vault
+            .open(
+                &entry.user,
+                &entry.connection,
+                entry.kind,
+                &crate::store::StoredCredential::new(
+                    entry.envelope.clone(),
+                    crate::vault::Version::new(1),
+                ),
+            )
+            .await
+        {
+            Ok(v) => v.value,
+            // Unreadable (the user was erased): it can never be sent.
+            Err(e) if e.kind() == crate::ErrorKind::Crypto => {
+                return self.inner.store.remove_revocation(entry.id).await;
+            }
+            Err(e) => return Err(e),
+        };
+        match self.revoke(config, entry.kind, secret).await? {
+            RevocationResult::Pending if entry.attempts + 1 < MAX_REVOCATION_ATTEMPTS => {
+                let attempts = entry.attempts + 1;
+                self.inner
+                    .store
+                    .reschedule_revocation(entry.id, attempts, now + revocation_backoff(attempts))
+                    .await?;
+                Ok(false)
+            }
+            _ => self
+                .inner
+                .store
+                .remove_revocation(entry.id)
+                .await
+                .map(|_| true),
+        }
+    }
+}

@@ -1,0 +1,459 @@
+//! [`Integrations`]: the facade that wires store, vault, HTTP client,
+//! connectors and clock into the operations a host calls.
+//!
+//! ```no_run
+//! use consentry::{ConnectorId, Integrations, Purpose, Scope, UserId};
+//! use consentry::connector::Catalogue;
+//! use consentry::store::SqliteStore;
+//! use consentry::url::Url;
+//! use consentry::vault::Keyring;
+//! # async fn run() -> Result<(), consentry::Error> {
+//! let google = Catalogue::builtin()?.connector(&"google".parse()?, /* registration */ todo_registration())?;
+//! let integrations = Integrations::builder()
+//!     .store(SqliteStore::open("consentry.db").await?)
+//!     .keyring(Keyring::from_env("CONSENTRY_KEYS")?)
+//!     .connector(google)
+//!     .redirect_uri(Url::parse("https://app.example/oauth/callback").unwrap())
+//!     .build()?;
+//! let user = UserId::new("alice")?;
+//! let start = integrations.begin_connect(&user, &"google".parse()?, &[]).await?;
+//! // redirect the browser to start.authorize_url; on the callback:
+//! # let callback = start.authorize_url.clone();
+//! let connection = integrations.complete_connect(&user, &callback).await?;
+//! integrations.grant_consent(&user, &connection.id, &Purpose::new("reminders")?).await?;
+//! let token = integrations.access_token(&user, &connection.id, &Purpose::new("reminders")?).await?;
+//! # Ok(()) }
+//! # fn todo_registration() -> consentry::connector::ClientRegistration { unimplemented!() }
+//! ```
+
+mod connect;
+mod disconnect;
+mod maintenance;
+mod token;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use url::Url;
+
+pub use connect::ConnectStart;
+pub use disconnect::{DisconnectReport, RevocationResult};
+pub use maintenance::MaintenanceReport;
+pub use token::{AccessToken, TokenOptions};
+
+use crate::clock::{Clock, SystemClock};
+use crate::connection::Connection;
+use crate::connector::{AuthMethod, Connector, OAuth2Config};
+use crate::error::{Error, Result};
+use crate::events::{Event, EventBus, EventKind, Subscription};
+use crate::http::HttpClient;
+use crate::ids::{ConnectionId, ConnectorId, Purpose, UserId};
+use crate::store::{ConsentEntry, Store};
+use crate::vault::{Keyring, Vault};
+
+/// The facade. Cheap to clone; clones share everything.
+#[derive(Clone)]
+pub struct Integrations {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    vault: Vault,
+    http: Arc<dyn HttpClient>,
+    clock: Arc<dyn Clock>,
+    connectors: HashMap<ConnectorId, Arc<dyn Connector>>,
+    redirect_uri: Url,
+    options: Options,
+    events: EventBus,
+    inflight: Mutex<HashMap<(UserId, ConnectionId), Arc<token::Flight>>>,
+    /// Prefix of lease owner tokens: unique per `Integrations` instance.
+    instance: String,
+}
+
+#[derive(Debug, Clone)]
+struct Options {
+    refresh_margin: Duration,
+    state_ttl: Duration,
+    refresh_lease: Option<Duration>,
+    policy_version: String,
+    maintenance_interval: Duration,
+    maintenance_batch: usize,
+    max_backoff: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            refresh_margin: Duration::from_secs(5 * 60),
+            state_ttl: Duration::from_secs(10 * 60),
+            refresh_lease: Some(Duration::from_secs(60)),
+            policy_version: "1".to_owned(),
+            maintenance_interval: Duration::from_secs(60),
+            maintenance_batch: 100,
+            max_backoff: Duration::from_secs(60 * 60),
+        }
+    }
+}
+
+impl fmt::Debug for Integrations {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut ids: Vec<_> = self
+            .inner
+            .connectors
+            .keys()
+            .map(ConnectorId::as_str)
+            .collect();
+        ids.sort_unstable();
+        f.debug_struct("Integrations")
+            .field("connectors", &ids)
+            .field("redirect_uri", &self.inner.redirect_uri.as_str())
+            .field("store", &self.inner.store)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds an [`Integrations`]: `store`, `keyring`, at least one
+/// `connector` and `redirect_uri` are required; `http` defaults to
+/// [`ReqwestClient`](crate::http::ReqwestClient) (feature `reqwest`) and
+/// `clock` to the system clock.
+#[must_use]
+pub struct IntegrationsBuilder {
+    store: Option<Arc<dyn Store>>,
+    keyring: Option<Keyring>,
+    http: Option<Arc<dyn HttpClient>>,
+    clock: Arc<dyn Clock>,
+    connectors: Vec<Arc<dyn Connector>>,
+    redirect_uri: Option<Url>,
+    options: Options,
+}
+
+impl fmt::Debug for IntegrationsBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IntegrationsBuilder")
+            .field("connectors", &self.connectors.len())
+            .field("redirect_uri", &self.redirect_uri.as_ref().map(Url::as_str))
+            .finish_non_exhaustive()
+    }
+}
+
+impl IntegrationsBuilder {
+    /// Where everything is kept.
+    pub fn store(mut self, store: impl Store) -> Self {
+        self.store = Some(Arc::new(store));
+        self
+    }
+
+    /// The keyring that wraps the vault's data keys.
+    pub fn keyring(mut self, keyring: Keyring) -> Self {
+        self.keyring = Some(keyring);
+        self
+    }
+
+    /// The HTTP client used to talk to providers. It must not follow
+    /// redirects.
+    pub fn http(mut self, http: impl HttpClient) -> Self {
+        self.http = Some(Arc::new(http));
+        self
+    }
+
+    /// Adds a connector; a later one with the same id replaces it.
+    pub fn connector(mut self, connector: impl Connector) -> Self {
+        self.connectors.push(Arc::new(connector));
+        self
+    }
+
+    /// The exact redirect URI registered with the providers.
+    pub fn redirect_uri(mut self, uri: Url) -> Self {
+        self.redirect_uri = Some(uri);
+        self
+    }
+
+    /// The clock (tests use [`ManualClock`](crate::clock::ManualClock)).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Refresh access tokens that expire within `margin` (default 5 min).
+    pub fn refresh_margin(mut self, margin: Duration) -> Self {
+        self.options.refresh_margin = margin;
+        self
+    }
+
+    /// How long an authorization may take (default 10 min, at most 1 h).
+    pub fn authorization_ttl(mut self, ttl: Duration) -> Self {
+        self.options.state_ttl = ttl.min(Duration::from_secs(3600));
+        self
+    }
+
+    /// The cross-process refresh lease: only the process holding it calls
+    /// the provider; others wait for its result. Default 60 s; it must be
+    /// longer than the HTTP client's total timeout. `None` turns it off
+    /// (then only compare-and-swap protects the stored tokens, and two
+    /// processes may both call the provider).
+    pub fn refresh_lease(mut self, lease: Option<Duration>) -> Self {
+        self.options.refresh_lease = lease;
+        self
+    }
+
+    /// The version of the consent text recorded with consent changes made
+    /// through [`Integrations::grant_consent`] (default `"1"`).
+    pub fn policy_version(mut self, version: impl Into<String>) -> Self {
+        self.options.policy_version = version.into();
+        self
+    }
+
+    /// How often [`Integrations::maintenance`] runs (default 60 s) and how
+    /// many connections or revocations it handles per round (default 100).
+    pub fn maintenance(mut self, interval: Duration, batch: usize) -> Self {
+        self.options.maintenance_interval = interval.max(Duration::from_millis(10));
+        self.options.maintenance_batch = batch.clamp(1, 10_000);
+        self
+    }
+
+    /// Builds.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] if a required part is missing, the redirect
+    /// URI is not `https` (or `http` on a loopback host) or has a fragment,
+    /// or the policy version is empty or too long.
+    pub fn build(self) -> Result<Integrations> {
+        let store = self
+            .store
+            .ok_or_else(|| Error::invalid("integrations", "a store is required"))?;
+        let keyring = self
+            .keyring
+            .ok_or_else(|| Error::invalid("integrations", "a keyring is required"))?;
+        let redirect_uri = self
+            .redirect_uri
+            .ok_or_else(|| Error::invalid("integrations", "a redirect URI is required"))?;
+        crate::connector::check_endpoint("redirect_uri", &redirect_uri)?;
+        if redirect_uri.fragment().is_some() {
+            return Err(Error::invalid("redirect_uri", "must not have a fragment"));
+        }
+        let http = match self.http {
+            Some(http) => http,
+            None => default_http()?,
+        };
+        let version = &self.options.policy_version;
+        if version.is_empty()
+            || version.len() > crate::store::MAX_POLICY_VERSION_LEN
+            || version.chars().any(char::is_control)
+        {
+            return Err(Error::invalid(
+                "policy version",
+                "must be 1 to 64 bytes without control characters",
+            ));
+        }
+        let connectors = self
+            .connectors
+            .into_iter()
+            .map(|c| (c.id().clone(), c))
+            .collect();
+        let vault = Vault::new(store.clone(), keyring);
+        Ok(Integrations {
+            inner: Arc::new(Inner {
+                store,
+                vault,
+                http,
+                clock: self.clock,
+                connectors,
+                redirect_uri,
+                options: self.options,
+                events: EventBus::default(),
+                inflight: Mutex::new(HashMap::new()),
+                instance: crate::secret::random_token(10)?,
+            }),
+        })
+    }
+}
+
+#[cfg(feature = "reqwest")]
+fn default_http() -> Result<Arc<dyn HttpClient>> {
+    Ok(Arc::new(crate::http::ReqwestClient::new()?))
+}
+
+#[cfg(not(feature = "reqwest"))]
+fn default_http() -> Result<Arc<dyn HttpClient>> {
+    Err(Error::invalid(
+        "integrations",
+        "an HTTP client is required (or enable the `reqwest` feature)",
+    ))
+}
+
+impl Integrations {
+    /// Starts building.
+    pub fn builder() -> IntegrationsBuilder {
+        IntegrationsBuilder {
+            store: None,
+            keyring: None,
+            http: None,
+            clock: Arc::new(SystemClock),
+            connectors: Vec::new(),
+            redirect_uri: None,
+            options: Options::default(),
+        }
+    }
+
+    /// The vault (for credentials the host manages itself).
+    pub fn vault(&self) -> &Vault {
+        &self.inner.vault
+    }
+
+    /// Subscribes to events (see [`events`](crate::events)).
+    pub fn subscribe(&self) -> Subscription {
+        self.inner.events.subscribe()
+    }
+
+    /// Every connection of `user`, with status and health.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn connections(&self, user: &UserId) -> Result<Vec<Connection>> {
+        self.inner.store.list_connections(user).await
+    }
+
+    /// One connection of `user`.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] if there is none.
+    pub async fn connection(&self, user: &UserId, connection: &ConnectionId) -> Result<Connection> {
+        self.inner
+            .store
+            .get_connection(user, connection)
+            .await?
+            .ok_or(Error::NotFound { what: "connection" })
+    }
+
+    /// Records that `user` consents to `purpose` for `connection`, as the
+    /// user themselves, under the configured policy version.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] if the connection does not exist.
+    pub async fn grant_consent(
+        &self,
+        user: &UserId,
+        connection: &ConnectionId,
+        purpose: &Purpose,
+    ) -> Result<()> {
+        let actor = format!("user:{user}");
+        self.record_consent(user, connection, purpose, true, &actor)
+            .await
+    }
+
+    /// Records that `user` withdraws consent to `purpose` for `connection`.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] if the connection does not exist.
+    pub async fn revoke_consent(
+        &self,
+        user: &UserId,
+        connection: &ConnectionId,
+        purpose: &Purpose,
+    ) -> Result<()> {
+        let actor = format!("user:{user}");
+        self.record_consent(user, connection, purpose, false, &actor)
+            .await
+    }
+
+    /// Records a consent change made by `actor` (an admin, a support agent,
+    /// a migration job): appended to the ledger with the configured policy
+    /// version.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] if the connection does not exist;
+    /// [`Error::InvalidInput`] for an empty, long or multi-line actor.
+    pub async fn record_consent(
+        &self,
+        user: &UserId,
+        connection: &ConnectionId,
+        purpose: &Purpose,
+        granted: bool,
+        actor: &str,
+    ) -> Result<()> {
+        let c = self.connection(user, connection).await?;
+        let entry = ConsentEntry::new(
+            user.clone(),
+            connection.clone(),
+            purpose.clone(),
+            granted,
+            actor,
+            self.inner.options.policy_version.clone(),
+            self.now(),
+        );
+        self.inner.store.append_consent(entry).await?;
+        let kind = if granted {
+            EventKind::ConsentGranted
+        } else {
+            EventKind::ConsentRevoked
+        };
+        self.emit(
+            Event::new(
+                kind,
+                user.clone(),
+                connection.clone(),
+                c.connector,
+                self.now(),
+            )
+            .with_purpose(purpose.clone()),
+        );
+        Ok(())
+    }
+
+    /// The purposes `user` currently consents to for `connection`.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn consented_purposes(
+        &self,
+        user: &UserId,
+        connection: &ConnectionId,
+    ) -> Result<Vec<Purpose>> {
+        self.inner.store.consented_purposes(user, connection).await
+    }
+
+    /// The consent ledger of `user`, oldest first.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn consent_history(&self, user: &UserId) -> Result<Vec<ConsentEntry>> {
+        self.inner.store.consent_history(user, None).await
+    }
+
+    fn now(&self) -> SystemTime {
+        self.inner.clock.now()
+    }
+
+    fn emit(&self, event: Event) {
+        self.inner.events.emit(event);
+    }
+
+    fn connector(&self, id: &ConnectorId) -> Result<&Arc<dyn Connector>> {
+        self.inner
+            .connectors
+            .get(id)
+            .ok_or(Error::NotFound { what: "connector" })
+    }
+
+    fn oauth2(&self, id: &ConnectorId) -> Result<&OAuth2Config> {
+        match self.connector(id)?.auth() {
+            AuthMethod::OAuth2(config) => Ok(config),
+            _ => Err(Error::invalid(
+                "connector",
+                format!("`{id}` does not use OAuth 2.0"),
+            )),
+        }
+    }
+
+    fn inflight(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<(UserId, ConnectionId), Arc<token::Flight>>> {
+        self.inner
+            .inflight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
