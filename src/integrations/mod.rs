@@ -423,8 +423,15 @@ impl Integrations {
         self.inner.store.consent_history(user, None).await
     }
 
+    /// The clock's time, truncated to milliseconds: the precision every
+    /// store keeps, so values returned and values read back are equal.
     fn now(&self) -> SystemTime {
-        self.inner.clock.now()
+        let t = self.inner.clock.now();
+        let extra = t
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| Duration::from_nanos(u64::from(d.subsec_nanos() % 1_000_000)))
+            .unwrap_or_default();
+        t - extra
     }
 
     fn emit(&self, event: Event) {
