@@ -14,6 +14,7 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::vault::KeyId;
+use crate::webhook::WebhookError;
 
 /// `Result` with consentry's [`Error`] as the default error type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -105,6 +106,12 @@ pub enum Error {
     /// The database schema does not match this build.
     #[error(transparent)]
     Migration(#[from] MigrationError),
+
+    /// A webhook failed verification (kind [`ErrorKind::Unauthorized`]), or
+    /// a webhook secret or message to sign was refused (kind
+    /// [`ErrorKind::InvalidInput`]).
+    #[error(transparent)]
+    Webhook(#[from] WebhookError),
 
     /// The store failed (I/O, SQLite, a host backend). Usually transient;
     /// retry with backoff.
@@ -223,6 +230,9 @@ pub enum ErrorKind {
     Migration,
     /// The store failed; usually transient.
     Storage,
+    /// A request's credentials did not check out: a webhook signature that
+    /// does not verify, a stale timestamp. Do not process the request.
+    Unauthorized,
     /// A consentry bug.
     Internal,
 }
@@ -232,6 +242,7 @@ impl ErrorKind {
     pub fn http_status(self) -> u16 {
         match self {
             Self::InvalidInput => 400,
+            Self::Unauthorized => 401,
             Self::NotFound => 404,
             Self::Conflict => 409,
             Self::Storage => 503,
@@ -255,6 +266,7 @@ impl ErrorKind {
             Self::Key => "key",
             Self::Migration => "migration",
             Self::Storage => "storage",
+            Self::Unauthorized => "unauthorized",
             Self::Internal => "internal",
         }
     }
@@ -268,6 +280,7 @@ impl ErrorKind {
             Self::Key => "Key unavailable",
             Self::Migration => "Schema mismatch",
             Self::Storage => "Storage unavailable",
+            Self::Unauthorized => "Unauthorized",
             Self::Internal => "Internal error",
         }
     }
@@ -291,6 +304,7 @@ impl Error {
                 ErrorKind::Key
             }
             Self::Migration(_) => ErrorKind::Migration,
+            Self::Webhook(e) => e.kind(),
             Self::Storage { .. } => ErrorKind::Storage,
             Self::Random | Self::Internal(_) => ErrorKind::Internal,
         }
@@ -410,9 +424,26 @@ mod tests {
             ErrorKind::Key,
             ErrorKind::Migration,
             ErrorKind::Storage,
+            ErrorKind::Unauthorized,
             ErrorKind::Internal,
         ];
         let names: std::collections::HashSet<_> = kinds.iter().map(|k| k.as_str()).collect();
         assert_eq!(names.len(), kinds.len());
+        let titles: std::collections::HashSet<_> = kinds.iter().map(|k| k.title()).collect();
+        assert_eq!(titles.len(), kinds.len());
+    }
+
+    #[test]
+    fn webhook_errors_map_to_401_or_400() {
+        let failed = Error::from(WebhookError::NoMatchingSignature);
+        assert_eq!(failed.kind(), ErrorKind::Unauthorized);
+        let p = failed.to_problem();
+        assert_eq!((p.status, p.title.as_str()), (401, "Unauthorized"));
+        assert_eq!(p.detail, "no signature matches");
+        assert!(!failed.kind().is_retryable());
+
+        let bad = Error::from(WebhookError::InvalidSecret { reason: "empty" });
+        assert_eq!(bad.kind(), ErrorKind::InvalidInput);
+        assert_eq!(bad.to_problem().status, 400);
     }
 }

@@ -57,6 +57,7 @@ pub mod ids;
 pub mod secret;
 pub mod store;
 pub mod vault;
+pub mod webhook;
 
 /// The `secrecy` crate, re-exported so callers name the same secret types.
 pub use secrecy;

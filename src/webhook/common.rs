@@ -1,0 +1,238 @@
+//! Pieces every scheme shares: streamed HMAC-SHA256, strict hex and base64
+//! decoding into fixed buffers, timestamp parsing and the tolerance window.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
+use base64::engine::DecodePaddingMode;
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+
+use super::{HmacSecret, VerifyOptions, WebhookError};
+use crate::secret::constant_time_eq;
+
+/// Most signatures read from one header; the rest are ignored.
+pub(crate) const MAX_SIGNATURES: usize = 32;
+
+/// Standard base64 that accepts padded and unpadded input and non-zero
+/// trailing bits, as the reference libraries do for secrets.
+pub(crate) const LENIENT_B64: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new()
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+        .with_decode_allow_trailing_bits(true),
+);
+
+/// HMAC-SHA256 of the concatenation of `parts`, without concatenating them.
+pub(crate) fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key)
+        .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
+    for part in parts {
+        mac.update(part);
+    }
+    mac.finalize().into_bytes().into()
+}
+
+/// Whether the HMAC of `parts` under any of `secrets` equals any of
+/// `signatures` (constant-time per comparison).
+pub(crate) fn any_hmac_matches(
+    secrets: &[HmacSecret],
+    parts: &[&[u8]],
+    signatures: &[[u8; 32]],
+) -> bool {
+    !signatures.is_empty()
+        && secrets.iter().any(|secret| {
+            let expected = hmac_sha256(secret.key(), parts);
+            signatures.iter().any(|sig| constant_time_eq(&expected, sig))
+        })
+}
+
+/// Lowercase hex.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    out
+}
+
+/// Decodes exactly 64 hex digits (either case) into 32 bytes.
+pub(crate) fn decode_hex32(s: &str) -> Option<[u8; 32]> {
+    fn nibble(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            b'A'..=b'F' => Some(c - b'A' + 10),
+            _ => None,
+        }
+    }
+    let s = s.as_bytes();
+    if s.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (o, pair) in out.iter_mut().zip(s.chunks_exact(2)) {
+        *o = (nibble(pair[0])? << 4) | nibble(pair[1])?;
+    }
+    Some(out)
+}
+
+/// Standard padded base64.
+pub(crate) fn b64(bytes: &[u8]) -> String {
+    STANDARD.encode(bytes)
+}
+
+/// Decodes canonical, padded standard base64 of exactly `N` bytes.
+pub(crate) fn decode_b64<const N: usize>(s: &str) -> Option<[u8; N]> {
+    if s.len() != N.div_ceil(3) * 4 {
+        return None;
+    }
+    // Room for the decoder's estimate (a whole number of 3-byte groups).
+    let mut buf = [0u8; 66];
+    let out = buf.get_mut(..N.div_ceil(3) * 3)?;
+    let n = STANDARD.decode_slice(s, out).ok()?;
+    if n != N {
+        return None;
+    }
+    let mut sig = [0u8; N];
+    sig.copy_from_slice(buf.get(..N)?);
+    Some(sig)
+}
+
+/// Parses a Unix timestamp in whole seconds: 1 to 19 ASCII digits, nothing
+/// else (no sign, no fraction, no spaces).
+pub(crate) fn parse_seconds(s: &str) -> Option<u64> {
+    if s.is_empty() || s.len() > 19 {
+        return None;
+    }
+    s.bytes().try_fold(0u64, |acc, b| {
+        b.is_ascii_digit()
+            .then(|| acc * 10 + u64::from(b - b'0'))
+    })
+}
+
+/// Whole seconds since the Unix epoch (0 before it).
+pub(crate) fn unix_seconds(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// Checks a signed timestamp against `now`. `future` also refuses
+/// timestamps too far ahead (Standard Webhooks, Slack); Stripe checks only
+/// the past.
+pub(crate) fn check_window(
+    timestamp: u64,
+    now: SystemTime,
+    options: &VerifyOptions,
+    future: bool,
+) -> Result<(), WebhookError> {
+    let now = unix_seconds(now);
+    let tolerance_secs = options.tolerance().as_secs();
+    if timestamp < now {
+        let skew_secs = now - timestamp;
+        if skew_secs > tolerance_secs {
+            return Err(WebhookError::TimestampTooOld {
+                skew_secs,
+                tolerance_secs,
+            });
+        }
+    } else if future {
+        let skew_secs = timestamp - now;
+        if skew_secs > tolerance_secs {
+            return Err(WebhookError::TimestampTooNew {
+                skew_secs,
+                tolerance_secs,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Refuses payloads over the configured limit.
+pub(crate) fn check_payload(payload: &[u8], options: &VerifyOptions) -> Result<(), WebhookError> {
+    match options.max_payload_len() {
+        Some(limit) if payload.len() > limit => Err(WebhookError::PayloadTooLarge { limit }),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn hmac_of_parts_equals_hmac_of_concatenation() {
+        // RFC 4231 test case 2.
+        let mac = hmac_sha256(b"Jefe", &[b"what do ya want ", b"", b"for nothing?"]);
+        assert_eq!(
+            hex(&mac),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn hex_round_trips_and_is_strict() {
+        let bytes: Vec<u8> = (0u8..32).map(|i| i.wrapping_mul(37)).collect();
+        let h = hex(&bytes);
+        assert_eq!(decode_hex32(&h).unwrap().as_slice(), bytes.as_slice());
+        assert_eq!(
+            decode_hex32(&h.to_uppercase()).unwrap().as_slice(),
+            bytes.as_slice()
+        );
+        assert!(decode_hex32(&h[..62]).is_none());
+        assert!(decode_hex32(&format!("{}g", &h[..63])).is_none());
+        assert!(decode_hex32(&format!("{}\u{e9}", &h[..62])).is_none());
+    }
+
+    #[test]
+    fn base64_decoding_is_canonical_and_exact() {
+        let sig = [7u8; 32];
+        let enc = b64(&sig);
+        assert_eq!(decode_b64::<32>(&enc), Some(sig));
+        assert_eq!(decode_b64::<32>(enc.trim_end_matches('=')), None);
+        assert_eq!(decode_b64::<32>(&b64(&[7u8; 31])), None);
+        let sig64 = [9u8; 64];
+        assert_eq!(decode_b64::<64>(&b64(&sig64)), Some(sig64));
+        assert_eq!(decode_b64::<32>("!!!!"), None);
+        assert_eq!(decode_b64::<32>(&"A".repeat(44)), None, "no padding byte");
+    }
+
+    #[test]
+    fn timestamps_are_digits_only() {
+        assert_eq!(parse_seconds("1614265330"), Some(1_614_265_330));
+        assert_eq!(parse_seconds("0"), Some(0));
+        assert_eq!(parse_seconds("9999999999999999999"), Some(9_999_999_999_999_999_999));
+        for bad in ["", "-1", "+1", "1.0", " 1", "1 ", "hello", "99999999999999999999"] {
+            assert_eq!(parse_seconds(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn window_edges() {
+        let opts = VerifyOptions::new();
+        let now = UNIX_EPOCH + Duration::from_secs(10_000);
+        assert!(check_window(10_000 - 300, now, &opts, true).is_ok());
+        assert!(check_window(10_000 + 300, now, &opts, true).is_ok());
+        assert_eq!(
+            check_window(10_000 - 301, now, &opts, true),
+            Err(WebhookError::TimestampTooOld {
+                skew_secs: 301,
+                tolerance_secs: 300
+            })
+        );
+        assert_eq!(
+            check_window(10_000 + 301, now, &opts, true),
+            Err(WebhookError::TimestampTooNew {
+                skew_secs: 301,
+                tolerance_secs: 300
+            })
+        );
+        assert!(check_window(u64::MAX, now, &opts, false).is_ok());
+        assert!(check_window(u64::MAX, now, &opts, true).is_err());
+        assert!(check_window(0, UNIX_EPOCH - Duration::from_secs(5), &opts, true).is_ok());
+    }
+}
