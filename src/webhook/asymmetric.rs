@@ -117,8 +117,8 @@ impl WebhookPublicKey {
         let encoded = s.strip_prefix(Self::PREFIX).unwrap_or(s);
         let mut bytes = [0u8; 32];
         decode_exact(encoded, &mut bytes)?;
-        let key = VerifyingKey::from_bytes(&bytes)
-            .map_err(|_| invalid("not an Ed25519 public key"))?;
+        let key =
+            VerifyingKey::from_bytes(&bytes).map_err(|_| invalid("not an Ed25519 public key"))?;
         if key.is_weak() {
             return Err(invalid("a weak (small-order) Ed25519 public key"));
         }

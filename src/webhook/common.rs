@@ -1,11 +1,12 @@
 //! Pieces every scheme shares: streamed HMAC-SHA256, strict hex and base64
 //! decoding into fixed buffers, timestamp parsing and the tolerance window.
 
+use std::borrow::Borrow;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
-use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
 use base64::engine::DecodePaddingMode;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
@@ -37,14 +38,16 @@ pub(crate) fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
 /// Whether the HMAC of `parts` under any of `secrets` equals any of
 /// `signatures` (constant-time per comparison).
 pub(crate) fn any_hmac_matches(
-    secrets: &[HmacSecret],
+    secrets: &[impl Borrow<HmacSecret>],
     parts: &[&[u8]],
     signatures: &[[u8; 32]],
 ) -> bool {
     !signatures.is_empty()
         && secrets.iter().any(|secret| {
-            let expected = hmac_sha256(secret.key(), parts);
-            signatures.iter().any(|sig| constant_time_eq(&expected, sig))
+            let expected = hmac_sha256(secret.borrow().key(), parts);
+            signatures
+                .iter()
+                .any(|sig| constant_time_eq(&expected, sig))
         })
 }
 
@@ -109,8 +112,7 @@ pub(crate) fn parse_seconds(s: &str) -> Option<u64> {
         return None;
     }
     s.bytes().try_fold(0u64, |acc, b| {
-        b.is_ascii_digit()
-            .then(|| acc * 10 + u64::from(b - b'0'))
+        b.is_ascii_digit().then(|| acc * 10 + u64::from(b - b'0'))
     })
 }
 
@@ -205,8 +207,20 @@ mod tests {
     fn timestamps_are_digits_only() {
         assert_eq!(parse_seconds("1614265330"), Some(1_614_265_330));
         assert_eq!(parse_seconds("0"), Some(0));
-        assert_eq!(parse_seconds("9999999999999999999"), Some(9_999_999_999_999_999_999));
-        for bad in ["", "-1", "+1", "1.0", " 1", "1 ", "hello", "99999999999999999999"] {
+        assert_eq!(
+            parse_seconds("9999999999999999999"),
+            Some(9_999_999_999_999_999_999)
+        );
+        for bad in [
+            "",
+            "-1",
+            "+1",
+            "1.0",
+            " 1",
+            "1 ",
+            "hello",
+            "99999999999999999999",
+        ] {
             assert_eq!(parse_seconds(bad), None, "{bad:?}");
         }
     }

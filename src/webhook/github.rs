@@ -24,6 +24,8 @@
 //! # Ok::<(), consentry::Error>(())
 //! ```
 
+use std::borrow::Borrow;
+
 use super::common;
 use super::headers::{self, Headers, SignedHeaders};
 use super::{HmacSecret, VerifyOptions, WebhookError};
@@ -70,7 +72,7 @@ pub fn sign(secret: &HmacSecret, payload: &[u8]) -> Result<SignedHeaders> {
 /// # Ok::<(), consentry::Error>(())
 /// ```
 pub fn verify<H: Headers + ?Sized>(
-    secrets: &[HmacSecret],
+    secrets: &[impl Borrow<HmacSecret>],
     headers: &H,
     payload: &[u8],
 ) -> Result<()> {
@@ -97,7 +99,7 @@ pub fn verify<H: Headers + ?Sized>(
 /// ```
 pub fn verify_with<H: Headers + ?Sized>(
     options: &VerifyOptions,
-    secrets: &[HmacSecret],
+    secrets: &[impl Borrow<HmacSecret>],
     headers: &H,
     payload: &[u8],
 ) -> Result<()> {
@@ -162,7 +164,7 @@ mod tests {
             format!("sha256= {hexpart}"),
             format!("SHA256={hexpart}"),
         ] {
-            let err = verify(&[secret.clone()], &[(HEADER, bad.as_str())], b"x").unwrap_err();
+            let err = verify(&[&secret], &[(HEADER, bad.as_str())], b"x").unwrap_err();
             assert!(
                 matches!(err, Error::Webhook(WebhookError::MalformedHeader { .. })),
                 "{bad}"

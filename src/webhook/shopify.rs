@@ -25,6 +25,8 @@
 //! # Ok::<(), consentry::Error>(())
 //! ```
 
+use std::borrow::Borrow;
+
 use super::common;
 use super::headers::{self, Headers, SignedHeaders};
 use super::{HmacSecret, VerifyOptions, WebhookError};
@@ -65,7 +67,7 @@ pub fn sign(secret: &HmacSecret, payload: &[u8]) -> Result<SignedHeaders> {
 /// # Ok::<(), consentry::Error>(())
 /// ```
 pub fn verify<H: Headers + ?Sized>(
-    secrets: &[HmacSecret],
+    secrets: &[impl Borrow<HmacSecret>],
     headers: &H,
     payload: &[u8],
 ) -> Result<()> {
@@ -91,7 +93,7 @@ pub fn verify<H: Headers + ?Sized>(
 /// ```
 pub fn verify_with<H: Headers + ?Sized>(
     options: &VerifyOptions,
-    secrets: &[HmacSecret],
+    secrets: &[impl Borrow<HmacSecret>],
     headers: &H,
     payload: &[u8],
 ) -> Result<()> {
@@ -132,7 +134,7 @@ mod tests {
         let b64 = signed.get(HEADER).unwrap();
         let hex = common::hex(&common::hmac_sha256(b"hush", &[b"x"]));
         for bad in [hex.as_str(), b64.trim_end_matches('='), ""] {
-            let err = verify(&[secret.clone()], &[(HEADER, bad)], b"x").unwrap_err();
+            let err = verify(&[&secret], &[(HEADER, bad)], b"x").unwrap_err();
             assert!(
                 matches!(err, Error::Webhook(WebhookError::MalformedHeader { .. })),
                 "{bad}"

@@ -22,6 +22,7 @@
 //! # Ok::<(), consentry::Error>(())
 //! ```
 
+use std::borrow::Borrow;
 use std::time::SystemTime;
 
 use super::common;
@@ -72,7 +73,7 @@ pub fn sign(secret: &HmacSecret, timestamp: u64, payload: &[u8]) -> Result<Signe
 /// # Ok::<(), consentry::Error>(())
 /// ```
 pub fn verify<H: Headers + ?Sized>(
-    secrets: &[HmacSecret],
+    secrets: &[impl Borrow<HmacSecret>],
     headers: &H,
     payload: &[u8],
     now: SystemTime,
@@ -104,7 +105,7 @@ pub fn verify<H: Headers + ?Sized>(
 /// ```
 pub fn verify_with<H: Headers + ?Sized>(
     options: &VerifyOptions,
-    secrets: &[HmacSecret],
+    secrets: &[impl Borrow<HmacSecret>],
     headers: &H,
     payload: &[u8],
     now: SystemTime,
@@ -151,7 +152,7 @@ mod tests {
             (&[(TIMESTAMP, "100"), (SIGNATURE, &sig[3..])], SIGNATURE),
         ];
         for (headers, which) in cases {
-            match verify(&[secret.clone()], headers, b"x", now).unwrap_err() {
+            match verify(&[&secret], headers, b"x", now).unwrap_err() {
                 Error::Webhook(WebhookError::MissingHeader { header })
                 | Error::Webhook(WebhookError::MalformedHeader { header, .. }) => {
                     assert_eq!(header, which);

@@ -118,6 +118,23 @@ impl sealed::Verify for WebhookSecret {
 impl SigningKey for WebhookSecret {}
 impl VerifyingKey for WebhookSecret {}
 
+impl<K: SigningKey> sealed::Sign for &K {
+    const VERSION: &'static str = K::VERSION;
+    fn sign_b64(&self, content: &Content<'_>) -> String {
+        (**self).sign_b64(content)
+    }
+}
+
+impl<K: VerifyingKey> sealed::Verify for &K {
+    const VERSION: &'static str = K::VERSION;
+    fn matches_any(&self, content: &Content<'_>, signatures: &[&str]) -> bool {
+        (**self).matches_any(content, signatures)
+    }
+}
+
+impl<K: SigningKey> SigningKey for &K {}
+impl<K: VerifyingKey> VerifyingKey for &K {}
+
 /// Signs `payload` as message `msg_id` at `timestamp` (Unix seconds).
 ///
 /// Returns the `webhook-id`, `webhook-timestamp` and `webhook-signature`
@@ -218,7 +235,7 @@ pub fn sign_all<K: SigningKey>(
 /// ];
 /// let body = br#"{"test": 2432232314}"#;
 /// let now = UNIX_EPOCH + Duration::from_secs(1614265330);
-/// standard::verify(&[secret.clone()], &headers, body, now)?;
+/// standard::verify(&[&secret], &headers, body, now)?;
 ///
 /// let err = standard::verify(&[secret], &headers, b"{}", now).unwrap_err();
 /// assert!(matches!(err, Error::Webhook(WebhookError::NoMatchingSignature)));
@@ -258,7 +275,7 @@ pub fn verify<K: VerifyingKey, H: Headers + ?Sized>(
 /// let signed = standard::sign(&secret, "msg_1", 1_700_000_000, b"{}")?;
 /// let late = UNIX_EPOCH + Duration::from_secs(1_700_000_000 + 90);
 /// let strict = VerifyOptions::new().with_tolerance(Duration::from_secs(60));
-/// assert!(standard::verify_with(&strict, &[secret.clone()], &signed, b"{}", late).is_err());
+/// assert!(standard::verify_with(&strict, &[&secret], &signed, b"{}", late).is_err());
 /// standard::verify(&[secret], &signed, b"{}", late)?;
 /// # Ok::<(), consentry::Error>(())
 /// ```
@@ -292,11 +309,11 @@ pub fn verify_with<K: VerifyingKey, H: Headers + ?Sized>(
         if n == MAX_SIGNATURES {
             break;
         }
-        if let Some((version, sig)) = entry.split_once(',') {
-            if version == K::VERSION {
-                found[n] = sig;
-                n += 1;
-            }
+        if let Some((version, sig)) = entry.split_once(',')
+            && version == K::VERSION
+        {
+            found[n] = sig;
+            n += 1;
         }
     }
     let signatures = &found[..n];
@@ -420,7 +437,7 @@ mod tests {
                 ("webhook-signature", sig),
             ]
         };
-        assert!(verify(&[s.clone()], &h(list.join(" ")), b"x", at(100)).is_ok());
+        assert!(verify(&[&s], &h(list.join(" ")), b"x", at(100)).is_ok());
         list.insert(0, junk);
         assert_eq!(
             err(verify(&[s], &h(list.join(" ")), b"x", at(100))),
@@ -438,7 +455,7 @@ mod tests {
             ("webhook-signature", "v1,x"),
         ];
         assert!(matches!(
-            err(verify(&[s.clone()], &h, b"", at(100))),
+            err(verify(&[&s], &h, b"", at(100))),
             WebhookError::MalformedHeader {
                 header: "webhook-id",
                 ..
@@ -447,7 +464,7 @@ mod tests {
         let signed = sign(&s, "m", 100, b"12345").unwrap();
         let opts = VerifyOptions::new().with_max_payload_len(4);
         assert_eq!(
-            err(verify_with(&opts, &[s.clone()], &signed, b"12345", at(100))),
+            err(verify_with(&opts, &[&s], &signed, b"12345", at(100))),
             WebhookError::PayloadTooLarge { limit: 4 }
         );
         let opts = VerifyOptions::new().with_max_payload_len(5);
@@ -465,7 +482,7 @@ mod tests {
             ("webhook-timestamp", "100"),
             ("webhook-signature", sig.as_str()),
         ];
-        assert!(verify(&[s.clone()], &h, b"x", at(100)).is_ok());
+        assert!(verify(&[&s], &h, b"x", at(100)).is_ok());
         let only_v2 = format!("v2,{}", &valid[3..]);
         let h = [
             ("webhook-id", "m"),

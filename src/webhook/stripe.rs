@@ -30,6 +30,7 @@
 //! # Ok::<(), consentry::Error>(())
 //! ```
 
+use std::borrow::Borrow;
 use std::time::SystemTime;
 
 use super::common::{self, MAX_SIGNATURES};
@@ -79,7 +80,7 @@ pub fn sign(secret: &HmacSecret, timestamp: u64, payload: &[u8]) -> Result<Signe
 /// # Ok::<(), consentry::Error>(())
 /// ```
 pub fn verify<H: Headers + ?Sized>(
-    secrets: &[HmacSecret],
+    secrets: &[impl Borrow<HmacSecret>],
     headers: &H,
     payload: &[u8],
     now: SystemTime,
@@ -111,7 +112,7 @@ pub fn verify<H: Headers + ?Sized>(
 /// ```
 pub fn verify_with<H: Headers + ?Sized>(
     options: &VerifyOptions,
-    secrets: &[HmacSecret],
+    secrets: &[impl Borrow<HmacSecret>],
     headers: &H,
     payload: &[u8],
     now: SystemTime,
@@ -158,9 +159,8 @@ fn parse(value: &str) -> Result<Parsed<'_>, WebhookError> {
         }
     }
     let t = t.ok_or(malformed("no `t=` timestamp"))?;
-    let seconds = common::parse_seconds(t).ok_or(malformed(
-        "`t=` is not a decimal Unix timestamp in seconds",
-    ))?;
+    let seconds = common::parse_seconds(t)
+        .ok_or(malformed("`t=` is not a decimal Unix timestamp in seconds"))?;
     Ok(Parsed { t, seconds, v1, n })
 }
 
