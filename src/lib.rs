@@ -7,7 +7,7 @@
 //!
 //! This release contains the foundation: validated identifiers, the error
 //! type, injected time, the storage traits with their in-memory and SQLite
-//! backends, and the token vault.
+//! backends, the token vault, and webhook signing and verification.
 //!
 //! ## The vault in one example
 //!
@@ -32,6 +32,8 @@
 //! ## Modules
 //!
 //! - [`vault`]: envelope encryption of credentials, key rotation, crypto-shredding.
+//! - [`webhook`]: Standard Webhooks signing and verification (Svix, Clerk),
+//!   verifiers for Stripe, GitHub, Slack and Shopify, and SSRF address checks.
 //! - [`store`]: the storage traits, [`store::MemoryStore`], `store::SqliteStore`
 //!   (feature `sqlite`), and the public conformance suite (feature `conformance`).
 //! - [`ids`], [`secret`], [`clock`], [`error`]: the vocabulary everything else uses.
@@ -43,6 +45,7 @@
 //! | `sqlite` | yes | `store::SqliteStore` (bundled SQLite) |
 //! | `reqwest` | yes | reserved for the HTTP client (next release) |
 //! | `conformance` | no | `store::conformance`, the suite a custom store must pass |
+//! | `ed25519` | no | Standard Webhooks `v1a` (Ed25519) signatures: `webhook::WebhookSigningKey`, `webhook::WebhookPublicKey` |
 //!
 //! With `--no-default-features` the crate is the protocol core: everything
 //! above but the SQLite backend.
