@@ -59,6 +59,10 @@ fn webhooks(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("verify", len), &body, |b, body| {
             b.iter(|| standard::verify(&[&secret], black_box(&headers), black_box(body), now))
         });
+        let pairs: Vec<(&str, &str)> = signed.iter().collect();
+        group.bench_with_input(BenchmarkId::new("verify_pairs", len), &body, |b, body| {
+            b.iter(|| standard::verify(&[&secret], black_box(&pairs[..]), black_box(body), now))
+        });
         group.bench_with_input(BenchmarkId::new("sign", len), &body, |b, body| {
             b.iter(|| standard::sign(&secret, black_box(ID), TS, black_box(body)))
         });

@@ -151,9 +151,9 @@ impl sealed::Sign for WebhookSigningKey {
 
 impl sealed::Verify for WebhookPublicKey {
     const VERSION: &'static str = "v1a";
-    fn matches_any(&self, content: &sealed::Content<'_>, signatures: &[&str]) -> bool {
+    fn matches_any(&self, content: &sealed::Content<'_>, header: &[u8]) -> bool {
         let parts = content.parts();
-        signatures.iter().any(|s| {
+        sealed::entries(header, Self::VERSION).any(|s| {
             common::decode_b64::<64>(s).is_some_and(|bytes| {
                 let sig = Signature::from_bytes(&bytes);
                 self.0.multipart_verify(&parts, &sig).is_ok()

@@ -88,30 +88,66 @@ pub(crate) fn b64(bytes: &[u8]) -> String {
     STANDARD.encode(bytes)
 }
 
-/// Decodes canonical, padded standard base64 of exactly `N` bytes.
-pub(crate) fn decode_b64<const N: usize>(s: &str) -> Option<[u8; N]> {
+/// Standard base64 alphabet value of each byte; 0xff for bytes outside it.
+const SEXTETS: [u8; 256] = {
+    let mut table = [0xff; 256];
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut i = 0;
+    while i < 64 {
+        table[alphabet[i] as usize] = i as u8;
+        i += 1;
+    }
+    table
+};
+
+/// Decodes canonical, padded standard base64 of exactly `N` bytes (a
+/// signature): the exact length, the exact padding, zero trailing bits.
+/// Anything else is `None`.
+pub(crate) fn decode_b64<const N: usize>(s: impl AsRef<[u8]>) -> Option<[u8; N]> {
+    fn quad(q: &[u8]) -> Option<u32> {
+        q.iter().try_fold(0u32, |acc, &c| {
+            let v = SEXTETS[usize::from(c)];
+            (v != 0xff).then_some((acc << 6) | u32::from(v))
+        })
+    }
+    let s = s.as_ref();
     if s.len() != N.div_ceil(3) * 4 {
         return None;
     }
-    // Room for the decoder's estimate (a whole number of 3-byte groups).
-    let mut buf = [0u8; 66];
-    let out = buf.get_mut(..N.div_ceil(3) * 3)?;
-    let n = STANDARD.decode_slice(s, out).ok()?;
-    if n != N {
-        return None;
+    let mut out = [0u8; N];
+    let full = N / 3;
+    for (q, o) in s.chunks_exact(4).take(full).zip(out.chunks_exact_mut(3)) {
+        let [_, a, b, c] = quad(q)?.to_be_bytes();
+        o.copy_from_slice(&[a, b, c]);
     }
-    let mut sig = [0u8; N];
-    sig.copy_from_slice(buf.get(..N)?);
-    Some(sig)
+    let tail = &s[full * 4..];
+    match N % 3 {
+        // "xx==": 12 bits, 8 of data.
+        1 if tail[2..] == *b"==" => {
+            let n = quad(&tail[..2])?;
+            (n & 0xf == 0).then_some(())?;
+            out[N - 1] = (n >> 4) as u8;
+        }
+        // "xxx=": 18 bits, 16 of data.
+        2 if tail[3] == b'=' => {
+            let n = quad(&tail[..3])?;
+            (n & 0x3 == 0).then_some(())?;
+            out[N - 2..].copy_from_slice(&[(n >> 10) as u8, (n >> 2) as u8]);
+        }
+        0 => {}
+        _ => return None,
+    }
+    Some(out)
 }
 
 /// Parses a Unix timestamp in whole seconds: 1 to 19 ASCII digits, nothing
 /// else (no sign, no fraction, no spaces).
-pub(crate) fn parse_seconds(s: &str) -> Option<u64> {
+pub(crate) fn parse_seconds(s: impl AsRef<[u8]>) -> Option<u64> {
+    let s = s.as_ref();
     if s.is_empty() || s.len() > 19 {
         return None;
     }
-    s.bytes().try_fold(0u64, |acc, b| {
+    s.iter().try_fold(0u64, |acc, &b| {
         b.is_ascii_digit().then(|| acc * 10 + u64::from(b - b'0'))
     })
 }
@@ -201,6 +237,33 @@ mod tests {
         assert_eq!(decode_b64::<64>(&b64(&sig64)), Some(sig64));
         assert_eq!(decode_b64::<32>("!!!!"), None);
         assert_eq!(decode_b64::<32>(&"A".repeat(44)), None, "no padding byte");
+        assert_eq!(decode_b64::<64>(&"A".repeat(88)), None, "no padding bytes");
+        assert_eq!(decode_b64::<30>(&b64(&[5u8; 30])), Some([5u8; 30]));
+    }
+
+    #[test]
+    fn base64_decoder_agrees_with_the_base64_crate() {
+        // Every single-character change of valid encodings, both sizes:
+        // accepted exactly when the strict `base64` decoder accepts it.
+        for seed in 0u8..8 {
+            let bytes: Vec<u8> = (0..64u8).map(|i| i.wrapping_mul(seed + 3) ^ seed).collect();
+            for enc in [b64(&bytes[..32]), b64(&bytes)] {
+                for i in 0..enc.len() {
+                    for c in [b'A', b'B', b'Q', b'g', b'w', b'/', b'+', b'=', b'-', b'.'] {
+                        let mut m = enc.clone().into_bytes();
+                        m[i] = c;
+                        let want = enc.len() / 4 * 3 - enc.matches('=').count();
+                        let strict = STANDARD.decode(&m).ok().filter(|v| v.len() == want);
+                        let ours = if enc.len() == 44 {
+                            decode_b64::<32>(&m).map(|a| a.to_vec())
+                        } else {
+                            decode_b64::<64>(&m).map(|a| a.to_vec())
+                        };
+                        assert_eq!(ours, strict, "{}", String::from_utf8_lossy(&m));
+                    }
+                }
+            }
+        }
     }
 
     #[test]

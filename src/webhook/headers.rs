@@ -37,7 +37,35 @@ pub trait Headers {
 
 impl Headers for http::HeaderMap {
     fn header(&self, name: &str) -> Option<&[u8]> {
-        self.get(name).map(http::HeaderValue::as_bytes)
+        // The names the verifiers ask for are looked up with prebuilt
+        // `HeaderName`s: parsing a `&str` name costs more than the lookup.
+        macro_rules! lookup {
+            ($($known:literal),* $(,)?) => {
+                match name {
+                    $($known => {
+                        static NAME: http::HeaderName = http::HeaderName::from_static($known);
+                        self.get(&NAME)
+                    })*
+                    _ => self.get(name),
+                }
+            };
+        }
+        lookup!(
+            "webhook-id",
+            "webhook-timestamp",
+            "webhook-signature",
+            "svix-id",
+            "svix-timestamp",
+            "svix-signature",
+            "stripe-signature",
+            "x-hub-signature-256",
+            "x-github-delivery",
+            "x-slack-signature",
+            "x-slack-request-timestamp",
+            "x-shopify-hmac-sha256",
+            "x-shopify-webhook-id",
+        )
+        .map(http::HeaderValue::as_bytes)
     }
 }
 
@@ -113,13 +141,12 @@ impl Headers for SignedHeaders {
     }
 }
 
-/// A header value as printable-ASCII text, bounded by [`MAX_HEADER_LEN`].
-///
-/// `Ok(None)` when the header is absent.
-pub(crate) fn text<'h, H: Headers + ?Sized>(
+/// A header value as printable ASCII bytes (spaces allowed), bounded by
+/// [`MAX_HEADER_LEN`]. `Ok(None)` when the header is absent.
+pub(crate) fn ascii<'h, H: Headers + ?Sized>(
     headers: &'h H,
     name: &'static str,
-) -> Result<Option<&'h str>, WebhookError> {
+) -> Result<Option<&'h [u8]>, WebhookError> {
     let Some(raw) = headers.header(name) else {
         return Ok(None);
     };
@@ -129,19 +156,32 @@ pub(crate) fn text<'h, H: Headers + ?Sized>(
             reason: "longer than 4096 bytes",
         });
     }
-    if !raw.iter().all(|&b| b == b' ' || b.is_ascii_graphic()) {
+    if !raw.iter().all(|&b| (b' '..=b'~').contains(&b)) {
         return Err(WebhookError::MalformedHeader {
             header: name,
             reason: "not printable ASCII",
         });
     }
-    // Printable ASCII is UTF-8.
-    std::str::from_utf8(raw)
-        .map(Some)
-        .map_err(|_| WebhookError::MalformedHeader {
-            header: name,
-            reason: "not printable ASCII",
-        })
+    Ok(Some(raw))
+}
+
+/// Like [`ascii`], as text.
+pub(crate) fn text<'h, H: Headers + ?Sized>(
+    headers: &'h H,
+    name: &'static str,
+) -> Result<Option<&'h str>, WebhookError> {
+    match ascii(headers, name)? {
+        // Printable ASCII is UTF-8.
+        Some(raw) => {
+            std::str::from_utf8(raw)
+                .map(Some)
+                .map_err(|_| WebhookError::MalformedHeader {
+                    header: name,
+                    reason: "not printable ASCII",
+                })
+        }
+        None => Ok(None),
+    }
 }
 
 /// Like [`text`], but absence is [`WebhookError::MissingHeader`].
@@ -152,15 +192,15 @@ pub(crate) fn required<'h, H: Headers + ?Sized>(
     text(headers, name)?.ok_or(WebhookError::MissingHeader { header: name })
 }
 
-/// The first of `names` that is present; absence of all is reported under
-/// the first name.
+/// The first of `names` that is present, as [`ascii`] bytes; absence of
+/// both is reported under the first name.
 pub(crate) fn required_any<'h, H: Headers + ?Sized>(
     headers: &'h H,
     names: &[&'static str; 2],
-) -> Result<&'h str, WebhookError> {
-    match text(headers, names[0])? {
+) -> Result<&'h [u8], WebhookError> {
+    match ascii(headers, names[0])? {
         Some(v) => Ok(v),
-        None => text(headers, names[1])?.ok_or(WebhookError::MissingHeader { header: names[0] }),
+        None => ascii(headers, names[1])?.ok_or(WebhookError::MissingHeader { header: names[0] }),
     }
 }
 
