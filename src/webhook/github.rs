@@ -49,7 +49,7 @@ const DELIVERY: &str = "x-github-delivery";
 /// # Ok::<(), consentry::Error>(())
 /// ```
 pub fn sign(secret: &HmacSecret, payload: &[u8]) -> Result<SignedHeaders> {
-    let mac = common::hmac_sha256(secret.key(), &[payload]);
+    let mac = secret.keyed().mac(&[payload]);
     Ok(SignedHeaders::new(vec![(
         HEADER,
         format!("sha256={}", common::hex(&mac)),

@@ -9,7 +9,7 @@ use secrecy::{ExposeSecret, SecretSlice, SecretString};
 use zeroize::Zeroizing;
 
 use super::WebhookError;
-use super::common::{LENIENT_B64, b64};
+use super::common::{KeyedMac, LENIENT_B64, b64};
 use crate::error::Result;
 use crate::secret::fill_random;
 
@@ -41,6 +41,7 @@ const MAX_SECRET_LEN: usize = 1024;
 #[derive(Clone)]
 pub struct WebhookSecret {
     key: SecretSlice<u8>,
+    keyed: KeyedMac,
 }
 
 impl WebhookSecret {
@@ -56,9 +57,7 @@ impl WebhookSecret {
     pub fn generate() -> Result<Self> {
         let mut key = Zeroizing::new(vec![0u8; 32]);
         fill_random(&mut key)?;
-        Ok(Self {
-            key: SecretSlice::from(key.to_vec()),
-        })
+        Ok(Self::from_key(&key))
     }
 
     /// Parses `whsec_<base64>` or the bare base64. Standard alphabet,
@@ -83,9 +82,14 @@ impl WebhookSecret {
         if key.is_empty() {
             return Err(invalid("empty"));
         }
-        Ok(Self {
+        Ok(Self::from_key(&key))
+    }
+
+    fn from_key(key: &[u8]) -> Self {
+        Self {
             key: SecretSlice::from(key.to_vec()),
-        })
+            keyed: KeyedMac::new(key),
+        }
     }
 
     /// The secret as `whsec_<padded base64>`, for the host to store (encrypted)
@@ -94,15 +98,23 @@ impl WebhookSecret {
     /// # Security
     /// This exposes the secret; do not log it.
     pub fn expose_whsec(&self) -> SecretString {
-        let mut s = String::with_capacity(Self::PREFIX.len() + self.key().len().div_ceil(3) * 4);
+        let key = self.key.expose_secret();
+        let mut s = String::with_capacity(Self::PREFIX.len() + key.len().div_ceil(3) * 4);
         s.push_str(Self::PREFIX);
-        let encoded = Zeroizing::new(b64(self.key()));
+        let encoded = Zeroizing::new(b64(key));
         s.push_str(&encoded);
         SecretString::from(s)
     }
 
+    /// The raw key bytes.
+    #[cfg(test)]
     pub(crate) fn key(&self) -> &[u8] {
         self.key.expose_secret()
+    }
+
+    /// The key, set up for HMAC-SHA256.
+    pub(crate) fn keyed(&self) -> &KeyedMac {
+        &self.keyed
     }
 }
 
@@ -129,7 +141,7 @@ impl fmt::Debug for WebhookSecret {
 /// # Ok::<(), consentry::Error>(())
 /// ```
 #[derive(Clone)]
-pub struct HmacSecret(SecretString);
+pub struct HmacSecret(KeyedMac);
 
 impl HmacSecret {
     /// Wraps a provider's secret.
@@ -138,15 +150,16 @@ impl HmacSecret {
     /// [`WebhookError::InvalidSecret`] if it is empty (an unset environment
     /// variable, usually).
     pub fn new(secret: impl Into<String>) -> Result<Self> {
-        let secret = SecretString::from(secret.into());
-        if secret.expose_secret().is_empty() {
+        let secret = Zeroizing::new(secret.into());
+        if secret.is_empty() {
             return Err(invalid("empty"));
         }
-        Ok(Self(secret))
+        Ok(Self(KeyedMac::new(secret.as_bytes())))
     }
 
-    pub(crate) fn key(&self) -> &[u8] {
-        self.0.expose_secret().as_bytes()
+    /// The secret, set up for HMAC-SHA256.
+    pub(crate) fn keyed(&self) -> &KeyedMac {
+        &self.0
     }
 }
 

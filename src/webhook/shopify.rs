@@ -48,7 +48,7 @@ const DELIVERY: &str = "x-shopify-webhook-id";
 /// # Ok::<(), consentry::Error>(())
 /// ```
 pub fn sign(secret: &HmacSecret, payload: &[u8]) -> Result<SignedHeaders> {
-    let mac = common::hmac_sha256(secret.key(), &[payload]);
+    let mac = secret.keyed().mac(&[payload]);
     Ok(SignedHeaders::new(vec![(HEADER, common::b64(&mac))]))
 }
 

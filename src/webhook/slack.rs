@@ -48,7 +48,7 @@ const TIMESTAMP: &str = "x-slack-request-timestamp";
 /// ```
 pub fn sign(secret: &HmacSecret, timestamp: u64, payload: &[u8]) -> Result<SignedHeaders> {
     let ts = timestamp.to_string();
-    let mac = common::hmac_sha256(secret.key(), &[b"v0:", ts.as_bytes(), b":", payload]);
+    let mac = secret.keyed().mac(&[b"v0:", ts.as_bytes(), b":", payload]);
     Ok(SignedHeaders::new(vec![
         (TIMESTAMP, ts),
         (SIGNATURE, format!("v0={}", common::hex(&mac))),

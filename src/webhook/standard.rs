@@ -82,19 +82,19 @@ pub(crate) mod sealed {
         /// HMAC-SHA256 of the content under `key`. The short `id.ts.`
         /// prefix is assembled on the stack so the MAC sees two updates,
         /// not five; the payload is still never copied.
-        pub fn hmac(&self, key: &[u8]) -> [u8; 32] {
+        pub(crate) fn hmac(&self, key: &super::common::KeyedMac) -> [u8; 32] {
             let head = [self.id, b".", self.timestamp, b"."];
             let len: usize = head.iter().map(|p| p.len()).sum();
             let mut prefix = [0u8; 320];
             if len > prefix.len() {
-                return super::common::hmac_sha256(key, &self.parts());
+                return key.mac(&self.parts());
             }
             let mut at = 0;
             for part in head {
                 prefix[at..at + part.len()].copy_from_slice(part);
                 at += part.len();
             }
-            super::common::hmac_sha256(key, &[&prefix[..len], self.payload])
+            key.mac(&[&prefix[..len], self.payload])
         }
     }
 
@@ -134,14 +134,14 @@ use sealed::{Content, entries};
 impl sealed::Sign for WebhookSecret {
     const VERSION: &'static str = "v1";
     fn sign_b64(&self, content: &Content<'_>) -> String {
-        common::b64(&content.hmac(self.key()))
+        common::b64(&content.hmac(self.keyed()))
     }
 }
 
 impl sealed::Verify for WebhookSecret {
     const VERSION: &'static str = "v1";
     fn matches_any(&self, content: &Content<'_>, header: &[u8]) -> bool {
-        let expected = content.hmac(self.key());
+        let expected = content.hmac(self.keyed());
         entries(header, Self::VERSION).any(|s| {
             common::decode_b64::<32>(s).is_some_and(|got| constant_time_eq(&expected, &got))
         })

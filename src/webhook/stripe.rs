@@ -54,7 +54,7 @@ const HEADER: &str = "stripe-signature";
 /// ```
 pub fn sign(secret: &HmacSecret, timestamp: u64, payload: &[u8]) -> Result<SignedHeaders> {
     let t = timestamp.to_string();
-    let mac = common::hmac_sha256(secret.key(), &[t.as_bytes(), b".", payload]);
+    let mac = secret.keyed().mac(&[t.as_bytes(), b".", payload]);
     Ok(SignedHeaders::new(vec![(
         HEADER,
         format!("t={t},v1={}", common::hex(&mac)),
