@@ -1,6 +1,7 @@
 //! Standard Webhooks signing and verification against the floor: one-shot
 //! HMAC-SHA256 (`hmac` + `sha2`, key setup included) over the already
-//! concatenated `id.timestamp.payload` bytes.
+//! concatenated `id.timestamp.payload` bytes, and the same floor with the
+//! key set up once (as consentry's secrets are).
 //!
 //! `cargo bench --bench webhook`. The comparison with the `svix` and
 //! `standardwebhooks` crates lives in `bench-peers/`, so that those crates

@@ -11,7 +11,10 @@ fuzz_target!(|data: &[u8]| {
         None => (data, &[][..]),
     };
     let secret = HmacSecret::new("It's a Secret to Everybody").expect("valid");
-    let headers = [("x-hub-signature-256", header), ("x-github-delivery", header)];
+    let headers = [
+        ("x-hub-signature-256", header),
+        ("x-github-delivery", header),
+    ];
     let _ = github::verify(&[&secret], &headers, body);
     let _ = github::delivery_id(&headers);
 

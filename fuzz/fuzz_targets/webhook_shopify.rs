@@ -11,7 +11,10 @@ fuzz_target!(|data: &[u8]| {
         None => (data, &[][..]),
     };
     let secret = HmacSecret::new("hush").expect("valid");
-    let headers = [("x-shopify-hmac-sha256", header), ("x-shopify-webhook-id", header)];
+    let headers = [
+        ("x-shopify-hmac-sha256", header),
+        ("x-shopify-webhook-id", header),
+    ];
     let _ = shopify::verify(&[&secret], &headers, body);
     let _ = shopify::delivery_id(&headers);
 

@@ -14,7 +14,10 @@ fuzz_target!(|data: &[u8]| {
     let body = fields.next().unwrap_or_default();
     let secret = HmacSecret::new("8f742231b10e8888abcd99yyyzzz85a5").expect("valid");
     let now = UNIX_EPOCH + Duration::from_secs(1_531_420_618);
-    let headers = [("x-slack-request-timestamp", ts), ("x-slack-signature", sig)];
+    let headers = [
+        ("x-slack-request-timestamp", ts),
+        ("x-slack-signature", sig),
+    ];
     let _ = slack::verify(&[&secret], &headers, body, now);
 
     let signed = slack::sign(&secret, 1_531_420_618, body).expect("signs");
