@@ -7,9 +7,11 @@
 //!
 //! This release contains the foundation (validated identifiers, the error
 //! type, injected time, the storage traits with their in-memory and SQLite
-//! backends, the token vault) and the OAuth 2.0 protocol layer: the
+//! backends, the token vault), connecting accounts over OAuth 2.0 (the
 //! [`HttpClient`](http::HttpClient) seam, connectors and their TOML
-//! catalogue, and the sans-I/O authorization code flow.
+//! catalogue, the [`Integrations`] facade with consent-gated, race-free
+//! token refresh and revoke-on-disconnect), and webhook signing and
+//! verification.
 //!
 //! ## The vault in one example
 //!
@@ -46,6 +48,8 @@
 //!   [`http::from_fn`]), and `http::ReqwestClient` (feature `reqwest`:
 //!   no redirects, timeouts, bounded bodies).
 //! - [`vault`]: envelope encryption of credentials, key rotation, crypto-shredding.
+//! - [`webhook`]: Standard Webhooks signing and verification (Svix, Clerk),
+//!   verifiers for Stripe, GitHub, Slack and Shopify, and SSRF address checks.
 //! - [`store`]: the storage traits, [`store::MemoryStore`], `store::SqliteStore`
 //!   (feature `sqlite`), and the public conformance suite (feature `conformance`).
 //! - [`ids`], [`secret`], [`clock`], [`error`]: the vocabulary everything else uses.
@@ -57,6 +61,7 @@
 //! | `sqlite` | yes | `store::SqliteStore` (bundled SQLite) |
 //! | `reqwest` | yes | `http::ReqwestClient` (rustls, redirects disabled, bounded bodies) |
 //! | `conformance` | no | `store::conformance`, the suite a custom store must pass |
+//! | `ed25519` | no | Standard Webhooks `v1a` (Ed25519) signatures: `webhook::WebhookSigningKey`, `webhook::WebhookPublicKey` |
 //!
 //! With `--no-default-features` the crate is the protocol core: everything
 //! above but the SQLite backend and the reqwest client (bring your own
@@ -78,6 +83,7 @@ pub mod oauth;
 pub mod secret;
 pub mod store;
 pub mod vault;
+pub mod webhook;
 
 /// The `secrecy` crate, re-exported so callers name the same secret types.
 pub use secrecy;

@@ -27,6 +27,9 @@ pub enum ErrorKind {
     Migration,
     /// The store failed; usually transient.
     Storage,
+    /// A request's credentials did not check out: a webhook signature that
+    /// does not verify, a stale timestamp. Do not process the request.
+    Unauthorized,
     /// A consentry bug, or the operating system's random number generator
     /// failed ([`Error::Random`]).
     Internal,
@@ -67,6 +70,7 @@ impl ErrorKind {
     pub fn http_status(self) -> u16 {
         match self {
             Self::InvalidInput => 400,
+            Self::Unauthorized => 401,
             Self::NotFound => 404,
             Self::Conflict => 409,
             Self::Storage | Self::Unavailable => 503,
@@ -116,6 +120,7 @@ impl ErrorKind {
             Self::Key => "key",
             Self::Migration => "migration",
             Self::Storage => "storage",
+            Self::Unauthorized => "unauthorized",
             Self::Internal => "internal",
             Self::ReauthRequired => "reauth-required",
             Self::AccessDenied => "access-denied",
@@ -137,6 +142,7 @@ impl ErrorKind {
             Self::Key => "Key unavailable",
             Self::Migration => "Schema mismatch",
             Self::Storage => "Storage unavailable",
+            Self::Unauthorized => "Unauthorized",
             Self::Internal => "Internal error",
             Self::ReauthRequired => "Reauthorization required",
             Self::AccessDenied => "Access denied",

@@ -20,6 +20,7 @@ pub use problem::Problem;
 use crate::http::HttpError;
 use crate::oauth::{CallbackError, OAuthErrorCode};
 use crate::vault::KeyId;
+use crate::webhook::WebhookError;
 
 /// `Result` with consentry's [`Error`] as the default error type.
 ///
@@ -132,6 +133,12 @@ pub enum Error {
     /// The database schema does not match this build.
     #[error(transparent)]
     Migration(#[from] MigrationError),
+
+    /// A webhook failed verification (kind [`ErrorKind::Unauthorized`]), or
+    /// a webhook secret or message to sign was refused (kind
+    /// [`ErrorKind::InvalidInput`]).
+    #[error(transparent)]
+    Webhook(#[from] WebhookError),
 
     /// The store failed (I/O, SQLite, a host backend). Usually transient;
     /// retry with backoff.
@@ -353,6 +360,7 @@ impl Error {
                 ErrorKind::Key
             }
             Self::Migration(_) => ErrorKind::Migration,
+            Self::Webhook(e) => e.kind(),
             Self::Storage { .. } => ErrorKind::Storage,
             Self::Random | Self::Internal(_) => ErrorKind::Internal,
             Self::OAuth { error, .. } => {
@@ -580,6 +588,7 @@ mod tests {
             ErrorKind::Key,
             ErrorKind::Migration,
             ErrorKind::Storage,
+            ErrorKind::Unauthorized,
             ErrorKind::Internal,
             ErrorKind::ReauthRequired,
             ErrorKind::AccessDenied,
@@ -594,5 +603,19 @@ mod tests {
         assert_eq!(names.len(), kinds.len());
         let titles: std::collections::HashSet<_> = kinds.iter().map(|k| k.title()).collect();
         assert_eq!(titles.len(), kinds.len());
+    }
+
+    #[test]
+    fn webhook_errors_map_to_401_or_400() {
+        let failed = Error::from(WebhookError::NoMatchingSignature);
+        assert_eq!(failed.kind(), ErrorKind::Unauthorized);
+        let p = failed.to_problem();
+        assert_eq!((p.status, p.title.as_str()), (401, "Unauthorized"));
+        assert_eq!(p.detail, "no signature matches");
+        assert!(!failed.kind().is_retryable());
+
+        let bad = Error::from(WebhookError::InvalidSecret { reason: "empty" });
+        assert_eq!(bad.kind(), ErrorKind::InvalidInput);
+        assert_eq!(bad.to_problem().status, 400);
     }
 }

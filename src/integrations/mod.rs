@@ -3,12 +3,17 @@
 //!
 //! ```no_run
 //! use consentry::{ConnectorId, Integrations, Purpose, Scope, UserId};
-//! use consentry::connector::Catalogue;
+//! use consentry::connector::{Catalogue, ClientRegistration};
+//! use consentry::secret::ClientSecret;
 //! use consentry::store::SqliteStore;
 //! use consentry::url::Url;
 //! use consentry::vault::Keyring;
 //! # async fn run() -> Result<(), consentry::Error> {
-//! let google = Catalogue::builtin()?.connector(&"google".parse()?, /* registration */ todo_registration())?;
+//! let google = Catalogue::builtin()?.connector(
+//!     "google",
+//!     ClientRegistration::new(std::env::var("GOOGLE_CLIENT_ID").unwrap_or_default())
+//!         .with_secret(ClientSecret::new(std::env::var("GOOGLE_CLIENT_SECRET").unwrap_or_default())),
+//! )?;
 //! let integrations = Integrations::builder()
 //!     .store(SqliteStore::open("consentry.db").await?)
 //!     .keyring(Keyring::from_env("CONSENTRY_KEYS")?)
@@ -23,7 +28,6 @@
 //! integrations.grant_consent(&user, &connection.id, &Purpose::new("reminders")?).await?;
 //! let token = integrations.access_token(&user, &connection.id, &Purpose::new("reminders")?).await?;
 //! # Ok(()) }
-//! # fn todo_registration() -> consentry::connector::ClientRegistration { unimplemented!() }
 //! ```
 
 mod connect;

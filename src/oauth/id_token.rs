@@ -40,14 +40,14 @@ fn text(claims: &Map<String, Value>, name: &str) -> Option<String> {
 ///
 /// ```
 /// use base64::Engine as _;
-/// use consentry::connector::OAuth2Connector;
+/// use consentry::connector::{ClientAuth, OAuth2Connector};
 /// use consentry::oauth::{Nonce, id_token_account};
 /// use consentry::secret::IdToken;
 /// use consentry::url::Url;
 /// let c = OAuth2Connector::builder("x".parse()?)
 ///     .authorization_url(Url::parse("https://as.example/auth")?)
 ///     .token_url(Url::parse("https://as.example/token")?)
-///     .client_id("app").build()?;
+///     .client_id("app").client_auth(ClientAuth::None).build()?;
 /// let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
 /// let token = IdToken::new(format!("{}.{}.sig", b64("{}"), b64(r#"{"sub":"42","aud":"app","nonce":"n1"}"#)));
 /// let account = id_token_account(c.config(), &token, Some(&Nonce::new("n1")))?;
