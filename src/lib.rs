@@ -98,3 +98,8 @@ pub use connection::{Connection, ConnectionStatus};
 pub use error::{Error, ErrorKind, Problem, Result};
 pub use ids::{ConnectionId, ConnectorId, Purpose, Scope, UserId};
 pub use integrations::{AccessToken, Integrations, IntegrationsBuilder};
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
