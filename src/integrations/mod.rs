@@ -32,12 +32,13 @@
 
 mod connect;
 mod disconnect;
+mod flight;
 mod maintenance;
 mod token;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use url::Url;
@@ -72,7 +73,10 @@ struct Inner {
     redirect_uri: Url,
     options: Options,
     events: EventBus,
-    inflight: Mutex<HashMap<(UserId, ConnectionId), Arc<token::Flight>>>,
+    /// In-flight `access_token` calls, shared by identical concurrent calls.
+    tokens: flight::Flights<(UserId, ConnectionId, Purpose, TokenOptions), AccessToken>,
+    /// In-flight refreshes, one per connection.
+    refreshes: flight::Flights<(UserId, ConnectionId), token::Fresh>,
     /// Prefix of lease owner tokens: unique per `Integrations` instance.
     instance: String,
 }
@@ -268,7 +272,8 @@ impl IntegrationsBuilder {
                 redirect_uri,
                 options: self.options,
                 events: EventBus::default(),
-                inflight: Mutex::new(HashMap::new()),
+                tokens: flight::Flights::default(),
+                refreshes: flight::Flights::default(),
                 instance: crate::secret::random_token(10)?,
             }),
         })
@@ -457,14 +462,5 @@ impl Integrations {
                 format!("`{id}` does not use OAuth 2.0"),
             )),
         }
-    }
-
-    fn inflight(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<(UserId, ConnectionId), Arc<token::Flight>>> {
-        self.inner
-            .inflight
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
     }
 }

@@ -13,15 +13,13 @@
 //!   have rotated the refresh token a moment earlier) before the connection
 //!   is marked `ReauthRequired`.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use sha2::{Digest, Sha256};
-use tokio::sync::OnceCell;
 
 use super::Integrations;
 use crate::connection::{Connection, ConnectionStatus, Health};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::events::{Event, EventKind};
 use crate::ids::{ConnectionId, Purpose, Scope, UserId};
 use crate::oauth;
@@ -49,7 +47,7 @@ pub struct AccessToken {
 /// let opts = TokenOptions::default().require_scope(Scope::new("calendar.events")?);
 /// # Ok::<(), consentry::Error>(())
 /// ```
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub struct TokenOptions {
     required_scopes: Vec<Scope>,
@@ -76,48 +74,12 @@ impl TokenOptions {
     }
 }
 
-/// One in-flight refresh, shared by every concurrent caller in this
-/// process.
-#[derive(Debug, Default)]
-pub(super) struct Flight {
-    result: OnceCell<std::result::Result<Fresh, Failure>>,
-}
-
 /// A refreshed (or found fresh) token, shared with followers.
 #[derive(Debug, Clone)]
-struct Fresh {
+pub(super) struct Fresh {
     token: secret::AccessToken,
     expires_at: Option<SystemTime>,
     scopes: Vec<Scope>,
-}
-
-/// A refresh failure, shared with followers ([`Error`] is not `Clone`).
-#[derive(Debug, Clone)]
-enum Failure {
-    Reauth(ConnectionId),
-    RateLimited(Option<Duration>),
-    Other { kind: ErrorKind, reason: String },
-}
-
-impl Failure {
-    fn of(e: &Error) -> Self {
-        match e {
-            Error::ReauthRequired { connection } => Self::Reauth(connection.clone()),
-            Error::RateLimited { retry_after } => Self::RateLimited(*retry_after),
-            other => Self::Other {
-                kind: other.kind(),
-                reason: other.to_string(),
-            },
-        }
-    }
-
-    fn into_error(self) -> Error {
-        match self {
-            Self::Reauth(connection) => Error::ReauthRequired { connection },
-            Self::RateLimited(retry_after) => Error::RateLimited { retry_after },
-            Self::Other { kind, reason } => Error::RefreshFailed { kind, reason },
-        }
-    }
 }
 
 /// What one refresh attempt concluded.
@@ -203,6 +165,29 @@ impl Integrations {
         purpose: &Purpose,
         options: &TokenOptions,
     ) -> Result<AccessToken> {
+        // Concurrent identical calls share one execution: one store read,
+        // at most one refresh.
+        let key = (
+            user.clone(),
+            connection.clone(),
+            purpose.clone(),
+            options.clone(),
+        );
+        self.inner
+            .tokens
+            .run(key, || {
+                self.access_token_once(user, connection, purpose, options)
+            })
+            .await
+    }
+
+    async fn access_token_once(
+        &self,
+        user: &UserId,
+        connection: &ConnectionId,
+        purpose: &Purpose,
+        options: &TokenOptions,
+    ) -> Result<AccessToken> {
         let view = self
             .inner
             .store
@@ -274,23 +259,10 @@ impl Integrations {
         stale: Option<Version>,
     ) -> Result<Fresh> {
         let key = (user.clone(), connection.clone());
-        let flight = self.inflight().entry(key.clone()).or_default().clone();
-        let result = flight
-            .result
-            .get_or_init(|| async {
-                self.lead_refresh(user, connection, stale)
-                    .await
-                    .map_err(|e| Failure::of(&e))
-            })
+        self.inner
+            .refreshes
+            .run(key, || self.lead_refresh(user, connection, stale))
             .await
-            .clone();
-        {
-            let mut map = self.inflight();
-            if map.get(&key).is_some_and(|f| Arc::ptr_eq(f, &flight)) {
-                map.remove(&key);
-            }
-        }
-        result.map_err(Failure::into_error)
     }
 
     /// The leader: re-read, take the lease, refresh, store; or find that

@@ -297,30 +297,46 @@ impl ConnectionStore for SqliteStore {
         type Row3 = (RawConnection, bool, Option<Vec<u8>>, Option<i64>);
         let row: Option<Row3> = self
             .read(move |conn| {
-                // One statement: the connection, its consent for the
-                // purpose, and the credential, from one read snapshot.
-                conn.prepare_cached(&format!(
-                    "SELECT {cols},
-                       COALESCE((SELECT granted FROM consentry_consent
-                                 WHERE tenant = ?1 AND user_id = ?2 AND connection = ?3 AND purpose = ?4), 0),
-                       cr.envelope, cr.version
-                     FROM consentry_connections c
-                     LEFT JOIN consentry_credentials cr
-                       ON cr.tenant = c.tenant AND cr.user_id = c.user_id AND cr.connection = c.id AND cr.kind = ?5
-                     WHERE c.tenant = ?1 AND c.user_id = ?2 AND c.id = ?3",
-                    cols = COLUMNS
-                        .split(", ")
-                        .map(|col| format!("c.{col}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ))
-                .and_then(|mut s| {
-                    s.query_row(params![t, u, id, p, k], |r| {
-                        Ok((RawConnection::from_row(r)?, r.get(19)?, r.get(20)?, r.get(21)?))
+                // Three point reads in one read transaction (one snapshot).
+                // Deliberately not one JOIN: SQLite marks the key
+                // parameters of a join as plan-dependent, so every reuse of
+                // a cached join statement re-prepares it (about 50 µs).
+                let err = sql("reading a connection for a token");
+                let tx = conn.unchecked_transaction().map_err(&err)?;
+                let raw = tx
+                    .prepare_cached(&format!(
+                        "SELECT {COLUMNS} FROM consentry_connections
+                         WHERE tenant = ?1 AND user_id = ?2 AND id = ?3"
+                    ))
+                    .and_then(|mut s| {
+                        s.query_row(params![t, u, id], RawConnection::from_row)
+                            .optional()
                     })
-                    .optional()
-                })
-                .map_err(sql("reading a connection for a token"))
+                    .map_err(&err)?;
+                let Some(raw) = raw else {
+                    return Ok(None);
+                };
+                let consented: bool = tx
+                    .prepare_cached(
+                        "SELECT granted FROM consentry_consent
+                         WHERE tenant = ?1 AND user_id = ?2 AND connection = ?3 AND purpose = ?4",
+                    )
+                    .and_then(|mut s| s.query_row(params![t, u, id, p], |r| r.get(0)).optional())
+                    .map_err(&err)?
+                    .unwrap_or(false);
+                let credential: Option<(Vec<u8>, i64)> = tx
+                    .prepare_cached(
+                        "SELECT envelope, version FROM consentry_credentials
+                         WHERE tenant = ?1 AND user_id = ?2 AND connection = ?3 AND kind = ?4",
+                    )
+                    .and_then(|mut s| {
+                        s.query_row(params![t, u, id, k], |r| Ok((r.get(0)?, r.get(1)?)))
+                            .optional()
+                    })
+                    .map_err(&err)?;
+                tx.commit().map_err(&err)?;
+                let (envelope, version) = credential.unzip();
+                Ok(Some((raw, consented, envelope, version)))
             })
             .await?;
         let Some((raw, consented, envelope, version)) = row else {

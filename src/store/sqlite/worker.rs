@@ -7,8 +7,10 @@
 //! of the runtime thread (about 7 µs on a 2-core VM, more than a point read
 //! itself), so [`Reply`] first polls cooperatively: for a short, bounded
 //! time it wakes itself and returns `Pending`, letting every other task run
-//! in between, and only then registers its waker and sleeps. The worker
-//! likewise spins briefly for the next job before blocking. Both spins are
+//! in between, and only then registers its waker and sleeps. It polls only
+//! when its job is first in an empty queue; behind other jobs it sleeps at
+//! once, so a thousand concurrent callers do not busy-loop. The worker
+//! likewise yields briefly for the next job before blocking. Both waits are
 //! bounded by [`SqliteOptions::spin`](super::SqliteOptions::spin).
 
 use std::future::Future;
@@ -150,6 +152,11 @@ where
     T: Send + 'static,
     F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
 {
+    // Poll for the answer only when the job goes to the front of an empty
+    // queue, where it is answered within microseconds. Behind other jobs,
+    // sleep at once: many callers polling together would take the CPU from
+    // the threads doing the work.
+    let spin = if tx.is_empty() { spin } else { Duration::ZERO };
     let (completer, reply) = pair(spin);
     tx.send(Box::new(move |conn: &mut Connection| {
         completer.complete(job(conn));
@@ -187,7 +194,9 @@ fn next_job(jobs: &Receiver<Job>, spin: Duration) -> Option<Job> {
         match jobs.try_recv() {
             Ok(job) => return Some(job),
             Err(TryRecvError::Disconnected) => return None,
-            Err(TryRecvError::Empty) if Instant::now() < deadline => std::hint::spin_loop(),
+            // Yield rather than spin: on a busy machine the CPU goes to
+            // threads with work; on an idle one this returns at once.
+            Err(TryRecvError::Empty) if Instant::now() < deadline => std::thread::yield_now(),
             Err(TryRecvError::Empty) => return jobs.recv().ok(),
         }
     }

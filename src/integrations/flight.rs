@@ -1,0 +1,216 @@
+//! Single flight: concurrent calls with the same key share one execution.
+//!
+//! The first caller leads: it runs the work and returns its own result, with
+//! the full error. The others follow: they wait for the leader's result and
+//! get a copy (a faithful [`Failure`] for errors, since [`Error`] is not
+//! `Clone`). If the leader's future is dropped before it finishes, the
+//! followers notice and one of them takes over; nothing waits forever.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::hash::Hash;
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::ids::{ConnectionId, Purpose, Scope};
+
+/// An error, shared with followers.
+#[derive(Debug, Clone)]
+pub(super) enum Failure {
+    NotFound(&'static str),
+    Consent(Purpose),
+    Scope(Vec<Scope>),
+    Reauth(ConnectionId),
+    RateLimited(Option<Duration>),
+    Other { kind: ErrorKind, reason: String },
+}
+
+impl Failure {
+    pub(super) fn of(e: &Error) -> Self {
+        match e {
+            Error::NotFound { what } => Self::NotFound(what),
+            Error::ConsentRequired { purpose } => Self::Consent(purpose.clone()),
+            Error::InsufficientScope { missing } => Self::Scope(missing.clone()),
+            Error::ReauthRequired { connection } => Self::Reauth(connection.clone()),
+            Error::RateLimited { retry_after } => Self::RateLimited(*retry_after),
+            other => Self::Other {
+                kind: other.kind(),
+                reason: other.to_string(),
+            },
+        }
+    }
+
+    pub(super) fn into_error(self) -> Error {
+        match self {
+            Self::NotFound(what) => Error::NotFound { what },
+            Self::Consent(purpose) => Error::ConsentRequired { purpose },
+            Self::Scope(missing) => Error::InsufficientScope { missing },
+            Self::Reauth(connection) => Error::ReauthRequired { connection },
+            Self::RateLimited(retry_after) => Error::RateLimited { retry_after },
+            Self::Other { kind, reason } => Error::RefreshFailed { kind, reason },
+        }
+    }
+}
+
+type Shared<V> = Option<std::result::Result<V, Failure>>;
+
+/// In-flight executions by key.
+#[derive(Debug)]
+pub(super) struct Flights<K, V> {
+    map: Mutex<HashMap<K, watch::Receiver<Shared<V>>>>,
+}
+
+impl<K, V> Default for Flights<K, V> {
+    fn default() -> Self {
+        Self {
+            map: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+/// Removes the leader's entry when the leader finishes or is dropped.
+struct Leave<'a, K: Hash + Eq, V> {
+    flights: &'a Flights<K, V>,
+    key: &'a K,
+    rx: watch::Receiver<Shared<V>>,
+}
+
+impl<K: Hash + Eq, V> Drop for Leave<'_, K, V> {
+    fn drop(&mut self) {
+        let mut map = self
+            .flights
+            .map
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if map
+            .get(self.key)
+            .is_some_and(|rx| rx.same_channel(&self.rx))
+        {
+            map.remove(self.key);
+        }
+    }
+}
+
+enum Role<V> {
+    Lead(watch::Sender<Shared<V>>, watch::Receiver<Shared<V>>),
+    Follow(watch::Receiver<Shared<V>>),
+}
+
+impl<K: Hash + Eq + Clone, V: Clone> Flights<K, V> {
+    /// Runs `work` for `key`, or waits for the run already in flight.
+    pub(super) async fn run<F, Fut>(&self, key: K, work: F) -> Result<V>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<V>>,
+    {
+        let mut work = Some(work);
+        loop {
+            let role = {
+                let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+                match map.get(&key) {
+                    Some(rx) => Role::Follow(rx.clone()),
+                    None => {
+                        let (tx, rx) = watch::channel(None);
+                        map.insert(key.clone(), rx.clone());
+                        Role::Lead(tx, rx)
+                    }
+                }
+            };
+            match role {
+                Role::Lead(tx, rx) => {
+                    let _leave = Leave {
+                        flights: self,
+                        key: &key,
+                        rx,
+                    };
+                    let work = work
+                        .take()
+                        .ok_or(Error::Internal("single flight led twice"))?;
+                    let result = work().await;
+                    let shared = match &result {
+                        Ok(v) => Ok(v.clone()),
+                        Err(e) => Err(Failure::of(e)),
+                    };
+                    let _ = tx.send(Some(shared));
+                    return result;
+                }
+                Role::Follow(mut rx) => match rx.wait_for(Option::is_some).await {
+                    Ok(done) => {
+                        return match done.clone() {
+                            Some(Ok(v)) => Ok(v),
+                            Some(Err(f)) => Err(f.into_error()),
+                            None => Err(Error::Internal("single flight finished without a result")),
+                        };
+                    }
+                    // The leader was dropped: take over (or follow a new one).
+                    Err(_) => continue,
+                },
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[tokio::test]
+    async fn concurrent_calls_share_one_run_and_errors_survive() {
+        let flights: Arc<Flights<u8, u32>> = Arc::default();
+        let runs = Arc::new(AtomicU32::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..50 {
+            let (f, r) = (flights.clone(), runs.clone());
+            tasks.push(tokio::spawn(async move {
+                f.run(1, || async move {
+                    r.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    Ok(7)
+                })
+                .await
+            }));
+        }
+        for t in tasks {
+            assert_eq!(t.await.unwrap().unwrap(), 7);
+        }
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        // Afterwards the key is free again.
+        let e = flights
+            .run(1, || async {
+                Err(Error::ConsentRequired {
+                    purpose: Purpose::new("p").unwrap(),
+                })
+            })
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::ConsentRequired { .. }));
+    }
+
+    #[tokio::test]
+    async fn a_dropped_leader_is_replaced() {
+        let flights: Arc<Flights<u8, u32>> = Arc::default();
+        let f = flights.clone();
+        let leader = tokio::spawn(async move {
+            f.run(1, || async {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                Ok(1)
+            })
+            .await
+        });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let f = flights.clone();
+        let follower = tokio::spawn(async move { f.run(1, || async { Ok(2) }).await });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        leader.abort();
+        let got = tokio::time::timeout(Duration::from_secs(5), follower)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.unwrap(), 2, "the follower took over");
+    }
+}
