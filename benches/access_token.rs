@@ -11,6 +11,10 @@
 //! - `refresh/1000_callers`: 1,000 concurrent callers on an expired token;
 //!   the endpoint must see exactly one refresh per batch.
 //!
+//! - `refresh/1000_callers_valid_token` and `refresh/1000_noop_tasks`: the
+//!   same 1,000 spawned callers with nothing to refresh, and doing nothing,
+//!   to separate coordination cost from the refresh.
+//!
 //! Run: `cargo bench --bench access_token`. Results in docs/BENCHMARKS.md.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
@@ -287,6 +291,58 @@ fn bench(c: &mut Criterion) {
                     before + 1,
                     "exactly one refresh for 1,000 callers"
                 );
+            }
+            total
+        })
+    });
+    g.bench_function("1000_callers_valid_token", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let start = Instant::now();
+                rt.block_on(async {
+                    let mut tasks = Vec::with_capacity(1000);
+                    for _ in 0..1000 {
+                        let (i, u, c, p) = (
+                            integrations.clone(),
+                            user.clone(),
+                            connection.clone(),
+                            purpose.clone(),
+                        );
+                        tasks.push(tokio::spawn(
+                            async move { i.access_token(&u, &c, &p).await },
+                        ));
+                    }
+                    for t in tasks {
+                        t.await.unwrap().unwrap();
+                    }
+                });
+                total += start.elapsed();
+            }
+            total
+        })
+    });
+    g.bench_function("1000_noop_tasks", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let start = Instant::now();
+                rt.block_on(async {
+                    let mut tasks = Vec::with_capacity(1000);
+                    for _ in 0..1000 {
+                        let (i, u, c, p) = (
+                            integrations.clone(),
+                            user.clone(),
+                            connection.clone(),
+                            purpose.clone(),
+                        );
+                        tasks.push(tokio::spawn(async move { black_box((i, u, c, p)) }));
+                    }
+                    for t in tasks {
+                        t.await.unwrap();
+                    }
+                });
+                total += start.elapsed();
             }
             total
         })
