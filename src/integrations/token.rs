@@ -524,27 +524,8 @@ impl Integrations {
         next.health.last_refresh_failed = Some(now);
         next.health.last_error = Some(why.to_owned());
         next.updated_at = now;
-        match self
-            .inner
-            .store
-            .write_connection(ConnectionWrite::update(next))
+        self.record_failure(next, EventKind::ReauthRequired, why)
             .await
-        {
-            // Someone else changed it meanwhile; their state stands.
-            Ok(_) | Err(Error::Conflict { .. }) => {}
-            Err(e) => return Err(e),
-        }
-        self.emit(
-            Event::new(
-                EventKind::ReauthRequired,
-                c.user.clone(),
-                c.id.clone(),
-                c.connector.clone(),
-                now,
-            )
-            .with_detail(why),
-        );
-        Ok(())
     }
 
     async fn mark_failed(&self, c: &Connection, e: &Error, now: SystemTime) -> Result<()> {
@@ -556,6 +537,21 @@ impl Integrations {
         next.health.consecutive_failures = failures;
         next.health.retry_after = Some(now + backoff(failures, self.inner.options.max_backoff));
         next.updated_at = now;
+        self.record_failure(next, EventKind::RefreshFailed, e.kind().as_str())
+            .await
+    }
+
+    /// Stores a connection's new failure state (if someone else changed the
+    /// connection meanwhile, their state stands) and emits the event.
+    async fn record_failure(&self, next: Connection, kind: EventKind, detail: &str) -> Result<()> {
+        let event = Event::new(
+            kind,
+            next.user.clone(),
+            next.id.clone(),
+            next.connector.clone(),
+            next.updated_at,
+        )
+        .with_detail(detail);
         match self
             .inner
             .store
@@ -565,16 +561,7 @@ impl Integrations {
             Ok(_) | Err(Error::Conflict { .. }) => {}
             Err(e) => return Err(e),
         }
-        self.emit(
-            Event::new(
-                EventKind::RefreshFailed,
-                c.user.clone(),
-                c.id.clone(),
-                c.connector.clone(),
-                now,
-            )
-            .with_detail(e.kind().as_str()),
-        );
+        self.emit(event);
         Ok(())
     }
 }
