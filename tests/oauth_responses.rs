@@ -217,3 +217,33 @@ async fn malformed_responses_are_typed_errors_and_write_nothing() {
         assert_nothing_written(&store, &user).await;
     }
 }
+
+#[tokio::test]
+async fn disconnect_does_not_get_stuck_on_an_unreadable_token() {
+    let body =
+        br#"{"access_token":"a","refresh_token":"r","token_type":"Bearer","expires_in":3600}"#
+            .to_vec();
+    let (i, store) = integrations(200, body, Quirks::default());
+    let user = UserId::new("u").unwrap();
+    let c = complete(&i, &user).await.unwrap();
+    // Corrupt the stored refresh token.
+    let key = consentry::store::CredentialKey::new(
+        user.clone(),
+        c.id.clone(),
+        consentry::vault::CredentialKind::RefreshToken,
+    );
+    store
+        .put_credentials(vec![consentry::store::CredentialWrite::new(
+            key,
+            vec![1, 2, 3],
+        )])
+        .await
+        .unwrap();
+    let report = i.disconnect(&user, &c.id).await.unwrap();
+    assert_eq!(
+        report.refresh_token,
+        Some(consentry::integrations::RevocationResult::Unreadable)
+    );
+    assert!(report.connection_deleted);
+    assert_nothing_written(&store, &user).await;
+}

@@ -37,6 +37,10 @@ pub enum RevocationResult {
     /// The provider has no revocation endpoint; the token is deleted
     /// locally and stays valid at the provider until it expires.
     Unsupported,
+    /// The stored token could not be decrypted (its key is missing from the
+    /// keyring, or the row was altered), so it could not be sent for
+    /// revocation; it is deleted locally anyway.
+    Unreadable,
 }
 
 /// What [`Integrations::disconnect`] did, token by token and table by table.
@@ -184,12 +188,14 @@ impl Integrations {
         let Some(config) = config else {
             return Ok(Some(RevocationResult::Unsupported));
         };
-        let secret = self
-            .inner
-            .vault
-            .open(&c.user, &c.id, kind, &stored)
-            .await?
-            .value;
+        let secret = match self.inner.vault.open(&c.user, &c.id, kind, &stored).await {
+            Ok(v) => v.value,
+            // A disconnect must not get stuck on an unreadable token.
+            Err(e) if matches!(e.kind(), crate::ErrorKind::Crypto | crate::ErrorKind::Key) => {
+                return Ok(Some(RevocationResult::Unreadable));
+            }
+            Err(e) => return Err(e),
+        };
         Ok(Some(self.revoke(config, kind, secret).await?))
     }
 

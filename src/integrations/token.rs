@@ -332,7 +332,21 @@ impl Integrations {
                         rounds -= 1;
                         continue;
                     }
-                    let result = self.refresh_at_provider(&c, access.as_ref()).await;
+                    // Double-check under the lease: the previous holder may
+                    // have refreshed between our read and our acquire.
+                    let result = match self.fresh_now(user, connection, stale).await {
+                        Ok(Some(fresh)) => Ok(Attempt::Done(fresh)),
+                        Ok(None) => {
+                            let c = self.connection(user, connection).await?;
+                            let access = self
+                                .inner
+                                .store
+                                .get_credential(&key(user, connection, CredentialKind::AccessToken))
+                                .await?;
+                            self.refresh_at_provider(&c, access.as_ref()).await
+                        }
+                        Err(e) => Err(e),
+                    };
                     // Compare-and-delete: only our own lease is released.
                     let released = self.inner.store.release_lease(&name, &owner).await;
                     let attempt = result?;
@@ -344,6 +358,28 @@ impl Integrations {
                 Attempt::Done(fresh) => return Ok(fresh),
                 Attempt::Retry => continue,
             }
+        }
+    }
+
+    /// The stored access token, if it is fresh (and not the `stale`
+    /// version), read again from the store.
+    async fn fresh_now(
+        &self,
+        user: &UserId,
+        connection: &ConnectionId,
+        stale: Option<Version>,
+    ) -> Result<Option<Fresh>> {
+        let c = self.connection(user, connection).await?;
+        let access = self
+            .inner
+            .store
+            .get_credential(&key(user, connection, CredentialKind::AccessToken))
+            .await?;
+        match access {
+            Some(at) if stale != Some(at.version) && self.is_fresh(&c, self.now()) => {
+                Ok(Some(self.open_access(&c, &at).await?))
+            }
+            _ => Ok(None),
         }
     }
 
