@@ -47,6 +47,13 @@ pub enum ConnectionStatus {
 
 impl ConnectionStatus {
     /// The stable snake_case name.
+    ///
+    /// ```
+    /// use consentry::ConnectionStatus;
+    /// assert_eq!(ConnectionStatus::Degraded.as_str(), "degraded");
+    /// assert_eq!("degraded".parse::<ConnectionStatus>()?, ConnectionStatus::Degraded);
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Pending => "pending",
@@ -59,6 +66,13 @@ impl ConnectionStatus {
     }
 
     /// Whether tokens may be handed out (possibly after a refresh).
+    ///
+    /// ```
+    /// use consentry::ConnectionStatus;
+    /// assert!(ConnectionStatus::Degraded.is_usable()); // the last token may still work
+    /// assert!(!ConnectionStatus::ReauthRequired.is_usable());
+    /// assert!(!ConnectionStatus::Revoked.is_usable());
+    /// ```
     pub fn is_usable(self) -> bool {
         matches!(self, Self::Active | Self::Refreshing | Self::Degraded)
     }
@@ -92,8 +106,9 @@ impl std::str::FromStr for ConnectionStatus {
 /// and name for display.
 ///
 /// Email and name are untrusted text: when parsed from a provider response
-/// ([`oauth::parse_account`](crate::oauth::parse_account)), control
-/// characters are removed and each is cut to 320 characters.
+/// ([`oauth::parse_account`](crate::oauth::parse_account)), control and
+/// bidirectional-override characters are removed and each is cut to 320
+/// characters (a cut is marked with `…`).
 ///
 /// ```
 /// use consentry::connection::AccountInfo;
@@ -113,6 +128,13 @@ pub struct AccountInfo {
 
 impl AccountInfo {
     /// An account known only by its id.
+    ///
+    /// ```
+    /// use consentry::connection::AccountInfo;
+    /// let a = AccountInfo::new("u-1234");
+    /// assert_eq!(a.id, "u-1234");
+    /// assert_eq!((a.email, a.name), (None, None));
+    /// ```
     pub fn new(id: impl Into<String>) -> Self {
         Self {
             id: id.into(),
@@ -122,6 +144,12 @@ impl AccountInfo {
     }
 
     /// Sets the email address.
+    ///
+    /// ```
+    /// use consentry::connection::AccountInfo;
+    /// let a = AccountInfo::new("u-1234").with_email("ada@example.com");
+    /// assert_eq!(a.email.as_deref(), Some("ada@example.com"));
+    /// ```
     #[must_use]
     pub fn with_email(mut self, email: impl Into<String>) -> Self {
         self.email = Some(email.into());
@@ -129,6 +157,12 @@ impl AccountInfo {
     }
 
     /// Sets the display name.
+    ///
+    /// ```
+    /// use consentry::connection::AccountInfo;
+    /// let a = AccountInfo::new("u-1234").with_name("Ada Lovelace");
+    /// assert_eq!(a.name.as_deref(), Some("Ada Lovelace"));
+    /// ```
     #[must_use]
     pub fn with_name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
@@ -208,6 +242,18 @@ pub struct Connection {
 
 impl Connection {
     /// A new, active connection with no scopes and revision 0 (not stored).
+    ///
+    /// ```
+    /// use std::time::{Duration, UNIX_EPOCH};
+    /// use consentry::{Connection, ConnectionStatus};
+    /// use consentry::connection::AccountInfo;
+    /// let at = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    /// let c = Connection::new("conn_1".parse()?, "alice".parse()?, "google".parse()?,
+    ///                         AccountInfo::new("1234"), at);
+    /// assert_eq!((c.status, c.created_at, c.updated_at, c.revision), (ConnectionStatus::Active, at, at, 0));
+    /// assert!(c.scopes.is_empty() && !c.has_refresh_token);
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn new(
         id: ConnectionId,
         user: UserId,

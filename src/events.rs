@@ -17,6 +17,25 @@ use tokio::sync::broadcast;
 use crate::ids::{ConnectionId, ConnectorId, Purpose, UserId};
 
 /// How many events a subscriber may fall behind before it loses the oldest.
+///
+/// ```
+/// use consentry::events::EVENT_BUFFER;
+/// use tokio::sync::broadcast::error::RecvError;
+/// # use consentry::{integrations::doc_support, Purpose, UserId};
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// # let integrations = doc_support::integrations()?;
+/// # let user = UserId::new("ada")?;
+/// # let conn = doc_support::connect(&integrations, &user).await?;
+/// # let purpose = Purpose::new("crm_sync")?;
+/// let mut events = integrations.subscribe();
+/// for _ in 0..=EVENT_BUFFER {
+///     integrations.grant_consent(&user, &conn.id, &purpose).await?; // one event each
+/// }
+/// // The subscriber did not keep up: the oldest event is lost, and it is told.
+/// assert!(matches!(events.recv().await, Err(RecvError::Lagged(1))));
+/// # Ok::<(), consentry::Error>(())
+/// # }).unwrap();
+/// ```
 pub const EVENT_BUFFER: usize = 1024;
 
 /// What happened.
@@ -54,6 +73,12 @@ pub enum EventKind {
 
 impl EventKind {
     /// The dotted event type name, as used for webhooks.
+    ///
+    /// ```
+    /// use consentry::events::EventKind;
+    /// assert_eq!(EventKind::ConsentGranted.as_str(), "consent.granted");
+    /// assert_eq!(EventKind::RefreshFailed.to_string(), "connection.refresh_failed");
+    /// ```
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Created => "connection.created",
@@ -113,6 +138,16 @@ fn kind_name<S: serde::Serializer>(kind: &EventKind, s: S) -> Result<S::Ok, S::E
 
 impl Event {
     /// An event without purpose or detail.
+    ///
+    /// ```
+    /// use std::time::SystemTime;
+    /// use consentry::events::{Event, EventKind};
+    /// let e = Event::new(EventKind::Revoked, "alice".parse()?, "conn_1".parse()?, "google".parse()?,
+    ///                    SystemTime::UNIX_EPOCH);
+    /// assert_eq!(e.kind, EventKind::Revoked);
+    /// assert!(e.purpose.is_none() && e.detail.is_none());
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn new(
         kind: EventKind,
         user: UserId,
@@ -132,6 +167,17 @@ impl Event {
     }
 
     /// Sets the purpose.
+    ///
+    /// ```
+    /// # use std::time::SystemTime;
+    /// use consentry::Purpose;
+    /// use consentry::events::{Event, EventKind};
+    /// let e = Event::new(EventKind::ConsentGranted, "alice".parse()?, "c1".parse()?, "google".parse()?,
+    ///                    SystemTime::UNIX_EPOCH)
+    ///     .with_purpose(Purpose::new("reminders")?);
+    /// assert_eq!(e.purpose, Some(Purpose::new("reminders")?));
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     #[must_use]
     pub fn with_purpose(mut self, purpose: Purpose) -> Self {
         self.purpose = Some(purpose);
@@ -139,6 +185,16 @@ impl Event {
     }
 
     /// Sets the detail.
+    ///
+    /// ```
+    /// # use std::time::SystemTime;
+    /// use consentry::events::{Event, EventKind};
+    /// let e = Event::new(EventKind::RefreshFailed, "alice".parse()?, "c1".parse()?, "google".parse()?,
+    ///                    SystemTime::UNIX_EPOCH)
+    ///     .with_detail("unavailable");
+    /// assert_eq!(e.detail.as_deref(), Some("unavailable"));
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     #[must_use]
     pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
         self.detail = Some(detail.into());
@@ -147,6 +203,20 @@ impl Event {
 }
 
 /// The receiving end of a subscription.
+///
+/// ```
+/// use consentry::events::{EventKind, Subscription};
+/// # use consentry::{integrations::doc_support, UserId};
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// # let integrations = doc_support::integrations()?;
+/// let mut events: Subscription = integrations.subscribe();
+/// # let conn = doc_support::connect(&integrations, &UserId::new("ada")?).await?;
+/// // ... the user connects an account ...
+/// let event = events.recv().await.expect("an event");
+/// assert_eq!((event.kind, event.connection), (EventKind::Created, conn.id));
+/// # Ok::<(), consentry::Error>(())
+/// # }).unwrap();
+/// ```
 pub type Subscription = broadcast::Receiver<Event>;
 
 /// Fans events out to subscribers.

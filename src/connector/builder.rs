@@ -182,48 +182,151 @@ impl OAuth2ConnectorBuilder {
     }
 
     /// The display name (default: the id).
+    ///
+    /// ```
+    /// # use consentry::connector::{ClientAuth, Connector, OAuth2Connector};
+    /// # use consentry::url::Url;
+    /// # let acme = OAuth2Connector::builder("acme".parse()?)
+    /// #     .authorization_url(Url::parse("https://acme.example/authorize")?)
+    /// #     .token_url(Url::parse("https://acme.example/token")?)
+    /// #     .client_id("app").client_auth(ClientAuth::None);
+    /// assert_eq!(acme.clone().build()?.info().name, "acme"); // the default
+    /// let c = acme.name("Acme CRM").build()?;
+    /// assert_eq!(c.info().name, "Acme CRM");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.info.name = name.into();
         self
     }
 
     /// An icon URL for display.
+    ///
+    /// ```
+    /// # use consentry::connector::{ClientAuth, Connector, OAuth2Connector};
+    /// # use consentry::url::Url;
+    /// # let acme = OAuth2Connector::builder("acme".parse()?)
+    /// #     .authorization_url(Url::parse("https://acme.example/authorize")?)
+    /// #     .token_url(Url::parse("https://acme.example/token")?)
+    /// #     .client_id("app").client_auth(ClientAuth::None);
+    /// let c = acme.icon_url(Url::parse("https://acme.example/icon.png")?).build()?;
+    /// assert_eq!(c.info().icon_url.as_ref().map(Url::as_str), Some("https://acme.example/icon.png"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn icon_url(mut self, url: Url) -> Self {
         self.info.icon_url = Some(url);
         self
     }
 
     /// The provider's developer documentation.
+    ///
+    /// ```
+    /// # use consentry::connector::{ClientAuth, Connector, OAuth2Connector};
+    /// # use consentry::url::Url;
+    /// # let acme = OAuth2Connector::builder("acme".parse()?)
+    /// #     .authorization_url(Url::parse("https://acme.example/authorize")?)
+    /// #     .token_url(Url::parse("https://acme.example/token")?)
+    /// #     .client_id("app").client_auth(ClientAuth::None);
+    /// let c = acme.docs_url(Url::parse("https://developers.acme.example/oauth")?).build()?;
+    /// let docs = c.info().docs_url.as_ref().map(Url::as_str);
+    /// assert_eq!(docs, Some("https://developers.acme.example/oauth"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn docs_url(mut self, url: Url) -> Self {
         self.info.docs_url = Some(url);
         self
     }
 
     /// The authorization endpoint (required).
+    ///
+    /// ```
+    /// # use consentry::connector::{ClientAuth, Connector, OAuth2Connector};
+    /// # use consentry::url::Url;
+    /// # let acme = OAuth2Connector::builder("acme".parse()?)
+    /// #     .authorization_url(Url::parse("https://acme.example/authorize")?)
+    /// #     .token_url(Url::parse("https://acme.example/token")?)
+    /// #     .client_id("app").client_auth(ClientAuth::None);
+    /// let c = acme.clone().authorization_url(Url::parse("https://login.acme.example/authorize")?).build()?;
+    /// assert_eq!(c.config().authorization_url().as_str(), "https://login.acme.example/authorize");
+    /// // Plain http only on loopback hosts:
+    /// assert!(acme.authorization_url(Url::parse("http://acme.example/authorize")?).build().is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn authorization_url(mut self, url: Url) -> Self {
         self.authorization_url = Some(url);
         self
     }
 
     /// The token endpoint (required).
+    ///
+    /// ```
+    /// # use consentry::connector::{ClientAuth, Connector, OAuth2Connector};
+    /// # use consentry::url::Url;
+    /// # let acme = OAuth2Connector::builder("acme".parse()?)
+    /// #     .authorization_url(Url::parse("https://acme.example/authorize")?)
+    /// #     .token_url(Url::parse("https://acme.example/token")?)
+    /// #     .client_id("app").client_auth(ClientAuth::None);
+    /// // Plain http is accepted on loopback hosts, for local test servers.
+    /// let c = acme.token_url(Url::parse("http://127.0.0.1:8080/token")?).build()?;
+    /// assert_eq!(c.config().token_url().as_str(), "http://127.0.0.1:8080/token");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn token_url(mut self, url: Url) -> Self {
         self.token_url = Some(url);
         self
     }
 
     /// The RFC 7009 revocation endpoint.
+    ///
+    /// ```
+    /// # use consentry::connector::{ClientAuth, Connector, OAuth2Connector};
+    /// # use consentry::url::Url;
+    /// # let acme = OAuth2Connector::builder("acme".parse()?)
+    /// #     .authorization_url(Url::parse("https://acme.example/authorize")?)
+    /// #     .token_url(Url::parse("https://acme.example/token")?)
+    /// #     .client_id("app").client_auth(ClientAuth::None);
+    /// assert!(acme.clone().build()?.config().revocation_url().is_none()); // the default
+    /// let c = acme.revocation_url(Url::parse("https://acme.example/revoke")?).build()?;
+    /// assert_eq!(c.config().revocation_url().map(Url::as_str), Some("https://acme.example/revoke"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn revocation_url(mut self, url: Url) -> Self {
         self.revocation_url = Some(url);
         self
     }
 
     /// The RFC 7662 introspection endpoint.
+    ///
+    /// ```
+    /// # use consentry::connector::{ClientAuth, Connector, OAuth2Connector};
+    /// # use consentry::url::Url;
+    /// # let acme = OAuth2Connector::builder("acme".parse()?)
+    /// #     .authorization_url(Url::parse("https://acme.example/authorize")?)
+    /// #     .token_url(Url::parse("https://acme.example/token")?)
+    /// #     .client_id("app").client_auth(ClientAuth::None);
+    /// let c = acme.introspection_url(Url::parse("https://acme.example/introspect")?).build()?;
+    /// assert_eq!(c.config().introspection_url().map(Url::as_str), Some("https://acme.example/introspect"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn introspection_url(mut self, url: Url) -> Self {
         self.introspection_url = Some(url);
         self
     }
 
     /// The metadata document the settings came from (informational).
+    ///
+    /// ```
+    /// # use consentry::connector::{ClientAuth, Connector, OAuth2Connector};
+    /// # use consentry::url::Url;
+    /// # let acme = OAuth2Connector::builder("acme".parse()?)
+    /// #     .authorization_url(Url::parse("https://acme.example/authorize")?)
+    /// #     .token_url(Url::parse("https://acme.example/token")?)
+    /// #     .client_id("app").client_auth(ClientAuth::None);
+    /// let doc = Url::parse("https://acme.example/.well-known/openid-configuration")?;
+    /// let c = acme.discovery_url(doc.clone()).build()?;
+    /// assert_eq!(c.config().discovery_url(), Some(&doc));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn discovery_url(mut self, url: Url) -> Self {
         self.discovery_url = Some(url);
         self
@@ -231,6 +334,19 @@ impl OAuth2ConnectorBuilder {
 
     /// The issuer identifier, exactly as the provider writes it (compared
     /// as a string with `iss` in callbacks, RFC 9207).
+    ///
+    /// ```
+    /// # use consentry::connector::{ClientAuth, Connector, OAuth2Connector};
+    /// # use consentry::url::Url;
+    /// # let acme = OAuth2Connector::builder("acme".parse()?)
+    /// #     .authorization_url(Url::parse("https://acme.example/authorize")?)
+    /// #     .token_url(Url::parse("https://acme.example/token")?)
+    /// #     .client_id("app").client_auth(ClientAuth::None);
+    /// let c = acme.clone().issuer("https://acme.example").build()?;
+    /// assert_eq!(c.config().issuer(), Some("https://acme.example"));
+    /// assert!(acme.issuer("https://acme.example/?tenant=1").build().is_err()); // no query
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
         self.issuer = Some(issuer.into());
         self
@@ -239,18 +355,55 @@ impl OAuth2ConnectorBuilder {
     /// Whether the provider sends `iss` in every authorization response
     /// (RFC 9207 `authorization_response_iss_parameter_supported`).
     /// Requires [`issuer`](Self::issuer).
+    ///
+    /// ```
+    /// # use consentry::connector::{ClientAuth, Connector, OAuth2Connector};
+    /// # use consentry::url::Url;
+    /// # let acme = OAuth2Connector::builder("acme".parse()?)
+    /// #     .authorization_url(Url::parse("https://acme.example/authorize")?)
+    /// #     .token_url(Url::parse("https://acme.example/token")?)
+    /// #     .client_id("app").client_auth(ClientAuth::None);
+    /// let c = acme.clone().issuer("https://acme.example").issuer_in_callback(true).build()?;
+    /// assert!(c.config().issuer_in_callback());
+    /// assert!(acme.issuer_in_callback(true).build().is_err()); // no issuer to compare with
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn issuer_in_callback(mut self, sends_iss: bool) -> Self {
         self.issuer_in_callback = sends_iss;
         self
     }
 
     /// Scopes requested on every authorization.
+    ///
+    /// ```
+    /// # use consentry::connector::{ClientAuth, Connector, OAuth2Connector};
+    /// # use consentry::url::Url;
+    /// # let acme = OAuth2Connector::builder("acme".parse()?)
+    /// #     .authorization_url(Url::parse("https://acme.example/authorize")?)
+    /// #     .token_url(Url::parse("https://acme.example/token")?)
+    /// #     .client_id("app").client_auth(ClientAuth::None);
+    /// let c = acme.default_scopes(["contacts.read".parse()?]).build()?;
+    /// assert_eq!(c.config().default_scopes()[0].as_str(), "contacts.read");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn default_scopes(mut self, scopes: impl IntoIterator<Item = Scope>) -> Self {
         self.default_scopes = scopes.into_iter().collect();
         self
     }
 
     /// Scopes a host may additionally request.
+    ///
+    /// ```
+    /// # use consentry::connector::{ClientAuth, Connector, OAuth2Connector};
+    /// # use consentry::url::Url;
+    /// # let acme = OAuth2Connector::builder("acme".parse()?)
+    /// #     .authorization_url(Url::parse("https://acme.example/authorize")?)
+    /// #     .token_url(Url::parse("https://acme.example/token")?)
+    /// #     .client_id("app").client_auth(ClientAuth::None);
+    /// let c = acme.optional_scopes(["contacts.write".parse()?, "admin".parse()?]).build()?;
+    /// assert_eq!(c.config().optional_scopes().len(), 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn optional_scopes(mut self, scopes: impl IntoIterator<Item = Scope>) -> Self {
         self.optional_scopes = scopes.into_iter().collect();
         self
@@ -258,6 +411,19 @@ impl OAuth2ConnectorBuilder {
 
     /// The separator between scopes in the authorization request (default
     /// `" "`; GitHub and Slack use `","`).
+    ///
+    /// ```
+    /// # use consentry::connector::{ClientAuth, Connector, OAuth2Connector};
+    /// # use consentry::url::Url;
+    /// # let acme = OAuth2Connector::builder("acme".parse()?)
+    /// #     .authorization_url(Url::parse("https://acme.example/authorize")?)
+    /// #     .token_url(Url::parse("https://acme.example/token")?)
+    /// #     .client_id("app").client_auth(ClientAuth::None);
+    /// let c = acme.clone().scope_separator(",").build()?;
+    /// assert_eq!(c.config().scope_separator(), ",");
+    /// assert!(acme.scope_separator("").build().is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn scope_separator(mut self, separator: impl Into<String>) -> Self {
         self.scope_separator = separator.into();
         self
@@ -265,6 +431,18 @@ impl OAuth2ConnectorBuilder {
 
     /// Whether to use PKCE S256 (default on). Turn it off only for a
     /// provider that refuses requests carrying a `code_challenge`.
+    ///
+    /// ```
+    /// # use consentry::connector::{ClientAuth, Connector, OAuth2Connector};
+    /// # use consentry::url::Url;
+    /// # let acme = OAuth2Connector::builder("acme".parse()?)
+    /// #     .authorization_url(Url::parse("https://acme.example/authorize")?)
+    /// #     .token_url(Url::parse("https://acme.example/token")?)
+    /// #     .client_id("app").client_auth(ClientAuth::None);
+    /// assert!(acme.clone().build()?.config().pkce()); // on by default
+    /// assert!(!acme.pkce(false).build()?.config().pkce());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn pkce(mut self, enabled: bool) -> Self {
         self.pkce = enabled;
         self
@@ -272,12 +450,39 @@ impl OAuth2ConnectorBuilder {
 
     /// Client authentication at the token endpoint (default
     /// [`ClientAuth::Basic`]).
+    ///
+    /// ```
+    /// # use consentry::connector::{ClientAuth, Connector, OAuth2Connector};
+    /// # use consentry::url::Url;
+    /// # let acme = OAuth2Connector::builder("acme".parse()?)
+    /// #     .authorization_url(Url::parse("https://acme.example/authorize")?)
+    /// #     .token_url(Url::parse("https://acme.example/token")?)
+    /// #     .client_id("app").client_auth(ClientAuth::None);
+    /// use consentry::secret::ClientSecret;
+    /// let post = acme.clone().client_auth(ClientAuth::Post).client_secret(ClientSecret::new("s3cret"));
+    /// let c = post.build()?;
+    /// assert_eq!(c.config().client_auth(), ClientAuth::Post);
+    /// assert!(acme.client_auth(ClientAuth::Basic).build().is_err()); // basic needs a secret
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn client_auth(mut self, auth: ClientAuth) -> Self {
         self.client_auth = auth;
         self
     }
 
     /// The client id (required).
+    ///
+    /// ```
+    /// # use consentry::connector::{ClientAuth, Connector, OAuth2Connector};
+    /// # use consentry::url::Url;
+    /// # let acme = OAuth2Connector::builder("acme".parse()?)
+    /// #     .authorization_url(Url::parse("https://acme.example/authorize")?)
+    /// #     .token_url(Url::parse("https://acme.example/token")?)
+    /// #     .client_id("app").client_auth(ClientAuth::None);
+    /// let c = acme.client_id("other-app").build()?;
+    /// assert_eq!(c.config().client_id(), "other-app");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
         self.client_id = Some(client_id.into());
         self
@@ -285,54 +490,180 @@ impl OAuth2ConnectorBuilder {
 
     /// The client secret (required unless the client auth is
     /// [`ClientAuth::None`]).
+    ///
+    /// ```
+    /// # use consentry::connector::{ClientAuth, Connector, OAuth2Connector};
+    /// # use consentry::url::Url;
+    /// # let acme = OAuth2Connector::builder("acme".parse()?)
+    /// #     .authorization_url(Url::parse("https://acme.example/authorize")?)
+    /// #     .token_url(Url::parse("https://acme.example/token")?)
+    /// #     .client_id("app").client_auth(ClientAuth::None);
+    /// use consentry::secret::ClientSecret;
+    /// let basic = acme.clone().client_auth(ClientAuth::Basic);
+    /// let c = basic.client_secret(ClientSecret::new("s3cret")).build()?;
+    /// assert_eq!(c.config().client_secret().map(|s| s.expose_secret()), Some("s3cret"));
+    /// // A public client (`ClientAuth::None`) must not have one:
+    /// assert!(acme.client_secret(ClientSecret::new("s3cret")).build().is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn client_secret(mut self, secret: ClientSecret) -> Self {
         self.client_secret = Some(secret);
         self
     }
 
     /// Removes the client secret.
+    ///
+    /// ```
+    /// # use consentry::connector::{ClientAuth, Connector, OAuth2Connector};
+    /// # use consentry::url::Url;
+    /// # let acme = OAuth2Connector::builder("acme".parse()?)
+    /// #     .authorization_url(Url::parse("https://acme.example/authorize")?)
+    /// #     .token_url(Url::parse("https://acme.example/token")?)
+    /// #     .client_id("app").client_auth(ClientAuth::None);
+    /// use consentry::secret::ClientSecret;
+    /// let confidential = acme.client_auth(ClientAuth::Basic).client_secret(ClientSecret::new("s")).build()?;
+    /// // Turn it into a public client:
+    /// let public = confidential.into_builder().no_client_secret().client_auth(ClientAuth::None).build()?;
+    /// assert!(public.config().client_secret().is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn no_client_secret(mut self) -> Self {
         self.client_secret = None;
         self
     }
 
     /// Adds a parameter sent with every authorization request.
+    ///
+    /// ```
+    /// # use consentry::connector::{ClientAuth, Connector, OAuth2Connector};
+    /// # use consentry::url::Url;
+    /// # let acme = OAuth2Connector::builder("acme".parse()?)
+    /// #     .authorization_url(Url::parse("https://acme.example/authorize")?)
+    /// #     .token_url(Url::parse("https://acme.example/token")?)
+    /// #     .client_id("app").client_auth(ClientAuth::None);
+    /// let c = acme.clone().authorization_param("prompt", "consent").build()?;
+    /// assert_eq!(c.config().authorization_params(), [("prompt".to_owned(), "consent".to_owned())]);
+    /// assert!(acme.authorization_param("state", "fixed").build().is_err()); // set by consentry
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn authorization_param(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.authorization_params.push((key.into(), value.into()));
         self
     }
 
     /// Adds an RFC 8707 resource indicator.
+    ///
+    /// ```
+    /// # use consentry::connector::{ClientAuth, Connector, OAuth2Connector};
+    /// # use consentry::url::Url;
+    /// # let acme = OAuth2Connector::builder("acme".parse()?)
+    /// #     .authorization_url(Url::parse("https://acme.example/authorize")?)
+    /// #     .token_url(Url::parse("https://acme.example/token")?)
+    /// #     .client_id("app").client_auth(ClientAuth::None);
+    /// let c = acme.resource(Url::parse("https://api.acme.example/")?).build()?;
+    /// assert_eq!(c.config().resources()[0].as_str(), "https://api.acme.example/");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn resource(mut self, resource: Url) -> Self {
         self.resources.push(resource);
         self
     }
 
     /// The provider's quirks.
+    ///
+    /// ```
+    /// # use consentry::connector::{ClientAuth, Connector, OAuth2Connector};
+    /// # use consentry::url::Url;
+    /// # let acme = OAuth2Connector::builder("acme".parse()?)
+    /// #     .authorization_url(Url::parse("https://acme.example/authorize")?)
+    /// #     .token_url(Url::parse("https://acme.example/token")?)
+    /// #     .client_id("app").client_auth(ClientAuth::None);
+    /// use consentry::connector::Quirks;
+    /// let mut quirks = Quirks::default();
+    /// quirks.errors_with_200 = true;
+    /// let c = acme.quirks(quirks).build()?;
+    /// assert!(c.config().quirks().errors_with_200);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn quirks(mut self, quirks: Quirks) -> Self {
         self.quirks = quirks;
         self
     }
 
     /// Where the connected account's identity comes from.
+    ///
+    /// ```
+    /// # use consentry::connector::{ClientAuth, Connector, OAuth2Connector};
+    /// # use consentry::url::Url;
+    /// # let acme = OAuth2Connector::builder("acme".parse()?)
+    /// #     .authorization_url(Url::parse("https://acme.example/authorize")?)
+    /// #     .token_url(Url::parse("https://acme.example/token")?)
+    /// #     .client_id("app").client_auth(ClientAuth::None);
+    /// use consentry::connector::AccountSource;
+    /// let c = acme.account(AccountSource::userinfo(Url::parse("https://acme.example/userinfo")?)).build()?;
+    /// assert_eq!(c.config().account().map(|a| a.id_pointer()), Some("/sub"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn account(mut self, source: AccountSource) -> Self {
         self.account = Some(source);
         self
     }
 
     /// Declares a stream.
+    ///
+    /// ```
+    /// # use consentry::connector::{ClientAuth, Connector, OAuth2Connector};
+    /// # use consentry::url::Url;
+    /// # let acme = OAuth2Connector::builder("acme".parse()?)
+    /// #     .authorization_url(Url::parse("https://acme.example/authorize")?)
+    /// #     .token_url(Url::parse("https://acme.example/token")?)
+    /// #     .client_id("app").client_auth(ClientAuth::None);
+    /// use consentry::connector::StreamSpec;
+    /// let c = acme.clone().stream(StreamSpec::new("contacts")?).build()?;
+    /// assert_eq!(c.streams()[0].name(), "contacts");
+    /// let twice = acme.stream(StreamSpec::new("contacts")?).stream(StreamSpec::new("contacts")?);
+    /// assert!(twice.build().is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn stream(mut self, stream: StreamSpec) -> Self {
         self.streams.push(stream);
         self
     }
 
     /// Declares an action.
+    ///
+    /// ```
+    /// # use consentry::connector::{ClientAuth, Connector, OAuth2Connector};
+    /// # use consentry::url::Url;
+    /// # let acme = OAuth2Connector::builder("acme".parse()?)
+    /// #     .authorization_url(Url::parse("https://acme.example/authorize")?)
+    /// #     .token_url(Url::parse("https://acme.example/token")?)
+    /// #     .client_id("app").client_auth(ClientAuth::None);
+    /// use consentry::Purpose;
+    /// use consentry::connector::ActionSpec;
+    /// let c = acme.action(ActionSpec::new("create_contact", Purpose::new("crm_sync")?)?).build()?;
+    /// assert_eq!(c.actions()[0].purpose().as_str(), "crm_sync");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn action(mut self, action: ActionSpec) -> Self {
         self.actions.push(action);
         self
     }
 
     /// Validates and builds the connector.
+    ///
+    /// ```
+    /// use consentry::connector::{ClientAuth, OAuth2Connector};
+    /// use consentry::url::Url;
+    /// let builder = OAuth2Connector::builder("acme".parse()?)
+    ///     .authorization_url(Url::parse("https://acme.example/authorize")?)
+    ///     .token_url(Url::parse("https://acme.example/token")?)
+    ///     .client_auth(ClientAuth::None);
+    /// let err = builder.clone().build().unwrap_err();
+    /// assert_eq!(err.to_string(), "invalid client_id: is required");
+    /// assert!(builder.client_id("app").build().is_ok());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::InvalidInput`] naming the first problem: a missing required

@@ -20,6 +20,17 @@ use crate::oauth::json_object;
 use crate::secret::ClientSecret;
 
 /// The largest metadata document accepted, in bytes (256 KiB).
+///
+/// ```
+/// use consentry::Error;
+/// use consentry::connector::{AuthorizationServerMetadata, MAX_DISCOVERY_DOCUMENT_BYTES};
+/// use consentry::http::Response;
+/// use consentry::url::Url;
+/// let huge = Response::new(vec![b' '; MAX_DISCOVERY_DOCUMENT_BYTES + 1]);
+/// let err = AuthorizationServerMetadata::parse(&huge, &Url::parse("https://as.example")?).unwrap_err();
+/// assert!(matches!(err, Error::Discovery { .. }));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub const MAX_DISCOVERY_DOCUMENT_BYTES: usize = 256 * 1024;
 
 /// The most entries kept from a `*_supported` list.
@@ -127,6 +138,21 @@ pub struct AuthorizationServerMetadata {
 
 impl AuthorizationServerMetadata {
     /// Parses and checks a metadata document.
+    ///
+    /// ```
+    /// use consentry::Error;
+    /// use consentry::connector::AuthorizationServerMetadata;
+    /// use consentry::http::Response;
+    /// use consentry::url::Url;
+    /// let issuer = Url::parse("https://as.example")?;
+    /// let gone = Response::builder().status(404).body(Vec::new())?;
+    /// let err = AuthorizationServerMetadata::parse(&gone, &issuer).unwrap_err();
+    /// assert!(matches!(err, Error::UpstreamStatus { status: 404, .. }));
+    /// let body = br#"{"issuer":"https://as.example","authorization_endpoint":"https://as.example/a"}"#;
+    /// let no_token_endpoint = AuthorizationServerMetadata::parse(&Response::new(body.to_vec()), &issuer);
+    /// assert!(matches!(no_token_endpoint, Err(Error::Discovery { .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::UpstreamStatus`] for a non-2xx response; [`Error::Discovery`]

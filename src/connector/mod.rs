@@ -80,14 +80,62 @@ pub use oauth2::{
 /// ```
 pub trait Connector: Debug + Send + Sync + 'static {
     /// The connector's id, unique in a host.
+    ///
+    /// ```
+    /// use consentry::connector::Connector;
+    /// # use consentry::connector::{Catalogue, ClientRegistration};
+    /// # let google = Catalogue::builtin()?.connector("google",
+    /// #     ClientRegistration::new("app").with_secret(consentry::secret::ClientSecret::new("s")))?;
+    /// assert_eq!(google.id().as_str(), "google");
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     fn id(&self) -> &ConnectorId;
     /// Display information.
+    ///
+    /// ```
+    /// use consentry::connector::Connector;
+    /// # use consentry::connector::{Catalogue, ClientRegistration};
+    /// # let google = Catalogue::builtin()?.connector("google",
+    /// #     ClientRegistration::new("app").with_secret(consentry::secret::ClientSecret::new("s")))?;
+    /// assert_eq!(google.info().name, "Google");
+    /// assert!(google.info().docs_url.is_some());
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     fn info(&self) -> &ConnectorInfo;
     /// How a user authorises access.
+    ///
+    /// ```
+    /// use consentry::connector::{AuthMethod, Connector};
+    /// # use consentry::connector::{Catalogue, ClientRegistration};
+    /// # let google = Catalogue::builtin()?.connector("google",
+    /// #     ClientRegistration::new("app").with_secret(consentry::secret::ClientSecret::new("s")))?;
+    /// let AuthMethod::OAuth2(config) = google.auth() else { unreachable!() };
+    /// assert_eq!(config.client_id(), "app");
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     fn auth(&self) -> AuthMethod<'_>;
     /// The data streams this connector can fetch.
+    ///
+    /// ```
+    /// use consentry::connector::Connector;
+    /// # use consentry::connector::{Catalogue, ClientRegistration};
+    /// # let google = Catalogue::builtin()?.connector("google",
+    /// #     ClientRegistration::new("app").with_secret(consentry::secret::ClientSecret::new("s")))?;
+    /// let names: Vec<&str> = google.streams().iter().map(|s| s.name()).collect();
+    /// assert_eq!(names, ["calendar_events"]);
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     fn streams(&self) -> &[StreamSpec];
     /// The writes this connector can perform.
+    ///
+    /// ```
+    /// use consentry::connector::Connector;
+    /// # use consentry::connector::{Catalogue, ClientRegistration};
+    /// # let google = Catalogue::builtin()?.connector("google",
+    /// #     ClientRegistration::new("app").with_secret(consentry::secret::ClientSecret::new("s")))?;
+    /// assert!(google.actions().is_empty()); // the built-in entries declare none
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     fn actions(&self) -> &[ActionSpec];
 }
 
@@ -150,6 +198,13 @@ pub struct ConnectorInfo {
 
 impl ConnectorInfo {
     /// Information with a name only.
+    ///
+    /// ```
+    /// use consentry::connector::ConnectorInfo;
+    /// let info = ConnectorInfo::new("Acme CRM");
+    /// assert_eq!(info.name, "Acme CRM");
+    /// assert!(info.icon_url.is_none() && info.docs_url.is_none());
+    /// ```
     pub fn new(name: impl Into<String>) -> Self {
         Self {
             name: name.into(),
@@ -159,6 +214,14 @@ impl ConnectorInfo {
     }
 
     /// Sets the icon URL.
+    ///
+    /// ```
+    /// use consentry::connector::ConnectorInfo;
+    /// use consentry::url::Url;
+    /// let info = ConnectorInfo::new("Acme").with_icon_url(Url::parse("https://acme.example/icon.svg")?);
+    /// assert_eq!(info.icon_url.map(String::from).as_deref(), Some("https://acme.example/icon.svg"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn with_icon_url(mut self, url: Url) -> Self {
         self.icon_url = Some(url);
@@ -166,6 +229,14 @@ impl ConnectorInfo {
     }
 
     /// Sets the documentation URL.
+    ///
+    /// ```
+    /// use consentry::connector::ConnectorInfo;
+    /// use consentry::url::Url;
+    /// let info = ConnectorInfo::new("Acme").with_docs_url(Url::parse("https://docs.acme.example/")?);
+    /// assert_eq!(info.docs_url.map(String::from).as_deref(), Some("https://docs.acme.example/"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn with_docs_url(mut self, url: Url) -> Self {
         self.docs_url = Some(url);
@@ -194,6 +265,14 @@ pub struct ApiKeyAuth {
 impl ApiKeyAuth {
     /// The key goes in header `name`, after `prefix` and a space if given.
     ///
+    /// ```
+    /// use consentry::connector::ApiKeyAuth;
+    /// let key = ApiKeyAuth::header("X-Api-Key", None)?;
+    /// assert_eq!((key.name(), key.prefix(), key.in_query()), ("x-api-key", None, false));
+    /// assert!(ApiKeyAuth::header("Authorization", Some("Bearer\n")).is_err());
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// [`Error::InvalidInput`] if `name` is not a valid header name or
     /// `prefix` has characters a header value cannot hold.
@@ -214,6 +293,14 @@ impl ApiKeyAuth {
 
     /// The key goes in query parameter `name`.
     ///
+    /// ```
+    /// use consentry::connector::ApiKeyAuth;
+    /// let key = ApiKeyAuth::query("api_key")?;
+    /// assert!(key.in_query());
+    /// assert!(ApiKeyAuth::query("api key").is_err());
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// [`Error::InvalidInput`] if `name` is empty, longer than 64 bytes or
     /// has characters outside ASCII letters, digits and `_ - . :`.
@@ -227,16 +314,37 @@ impl ApiKeyAuth {
     }
 
     /// The header name (lowercase) or query parameter name.
+    ///
+    /// ```
+    /// use consentry::connector::ApiKeyAuth;
+    /// assert_eq!(ApiKeyAuth::header("X-Api-Key", None)?.name(), "x-api-key"); // lowercased
+    /// assert_eq!(ApiKeyAuth::query("apiKey")?.name(), "apiKey");
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn name(&self) -> &str {
         &self.name
     }
 
     /// The header value prefix (`Bearer`, `token`), if any.
+    ///
+    /// ```
+    /// use consentry::connector::ApiKeyAuth;
+    /// assert_eq!(ApiKeyAuth::header("Authorization", Some("token"))?.prefix(), Some("token"));
+    /// assert_eq!(ApiKeyAuth::query("key")?.prefix(), None);
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn prefix(&self) -> Option<&str> {
         self.prefix.as_deref()
     }
 
     /// Whether the key goes in the query string rather than a header.
+    ///
+    /// ```
+    /// use consentry::connector::ApiKeyAuth;
+    /// assert!(ApiKeyAuth::query("key")?.in_query());
+    /// assert!(!ApiKeyAuth::header("X-Key", None)?.in_query());
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn in_query(&self) -> bool {
         self.in_query
     }
@@ -298,6 +406,14 @@ pub struct StreamSpec {
 impl StreamSpec {
     /// A stream called `name`, with no scopes, no purposes, no cursor.
     ///
+    /// ```
+    /// use consentry::connector::{CursorKind, StreamSpec};
+    /// let s = StreamSpec::new("contacts")?;
+    /// assert_eq!((s.name(), s.cursor(), s.page_size()), ("contacts", CursorKind::FullRefresh, None));
+    /// assert!(StreamSpec::new("").is_err());
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// [`Error::InvalidInput`] if `name` is empty, longer than 64 bytes, or
     /// has characters outside ASCII letters, digits and `_ - . :`.
@@ -313,6 +429,14 @@ impl StreamSpec {
     }
 
     /// Sets the scopes the stream needs.
+    ///
+    /// ```
+    /// use consentry::Scope;
+    /// use consentry::connector::StreamSpec;
+    /// let s = StreamSpec::new("contacts")?.with_required_scopes([Scope::new("contacts.read")?]);
+    /// assert_eq!(s.required_scopes(), [Scope::new("contacts.read")?]);
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     #[must_use]
     pub fn with_required_scopes(mut self, scopes: impl IntoIterator<Item = Scope>) -> Self {
         self.required_scopes = scopes.into_iter().collect();
@@ -320,6 +444,14 @@ impl StreamSpec {
     }
 
     /// Sets the purposes the stream's data may be used for.
+    ///
+    /// ```
+    /// use consentry::Purpose;
+    /// use consentry::connector::StreamSpec;
+    /// let s = StreamSpec::new("contacts")?.with_purposes([Purpose::new("crm_sync")?]);
+    /// assert_eq!(s.purposes(), [Purpose::new("crm_sync")?]);
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     #[must_use]
     pub fn with_purposes(mut self, purposes: impl IntoIterator<Item = Purpose>) -> Self {
         self.purposes = purposes.into_iter().collect();
@@ -327,6 +459,13 @@ impl StreamSpec {
     }
 
     /// Sets the cursor kind.
+    ///
+    /// ```
+    /// use consentry::connector::{CursorKind, StreamSpec};
+    /// let s = StreamSpec::new("top_artists")?.with_cursor(CursorKind::Offset);
+    /// assert_eq!(s.cursor(), CursorKind::Offset);
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     #[must_use]
     pub fn with_cursor(mut self, cursor: CursorKind) -> Self {
         self.cursor = cursor;
@@ -334,6 +473,13 @@ impl StreamSpec {
     }
 
     /// Sets the page size to request.
+    ///
+    /// ```
+    /// use consentry::connector::StreamSpec;
+    /// let s = StreamSpec::new("events")?.with_page_size(250);
+    /// assert_eq!(s.page_size(), Some(250));
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     #[must_use]
     pub fn with_page_size(mut self, page_size: u32) -> Self {
         self.page_size = Some(page_size);
@@ -341,26 +487,56 @@ impl StreamSpec {
     }
 
     /// The stream's name.
+    ///
+    /// ```
+    /// use consentry::connector::StreamSpec;
+    /// assert_eq!(StreamSpec::new("calendar_events")?.name(), "calendar_events");
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn name(&self) -> &str {
         &self.name
     }
 
     /// The scopes the stream needs.
+    ///
+    /// ```
+    /// use consentry::connector::StreamSpec;
+    /// assert!(StreamSpec::new("notes")?.required_scopes().is_empty()); // none until set
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn required_scopes(&self) -> &[Scope] {
         &self.required_scopes
     }
 
     /// The purposes the stream's data may be used for.
+    ///
+    /// ```
+    /// use consentry::connector::StreamSpec;
+    /// assert!(StreamSpec::new("notes")?.purposes().is_empty()); // none until set
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn purposes(&self) -> &[Purpose] {
         &self.purposes
     }
 
     /// How the stream resumes.
+    ///
+    /// ```
+    /// use consentry::connector::{CursorKind, StreamSpec};
+    /// assert_eq!(StreamSpec::new("notes")?.cursor(), CursorKind::FullRefresh); // the default
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn cursor(&self) -> CursorKind {
         self.cursor
     }
 
     /// The page size to request, if the provider takes one.
+    ///
+    /// ```
+    /// use consentry::connector::StreamSpec;
+    /// assert_eq!(StreamSpec::new("notes")?.page_size(), None); // the default
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn page_size(&self) -> Option<u32> {
         self.page_size
     }
@@ -389,6 +565,15 @@ pub struct ActionSpec {
 impl ActionSpec {
     /// An action called `name`, performed for `purpose`.
     ///
+    /// ```
+    /// use consentry::Purpose;
+    /// use consentry::connector::ActionSpec;
+    /// let a = ActionSpec::new("send_message", Purpose::new("notifications")?)?;
+    /// assert_eq!(a.name(), "send_message");
+    /// assert!(ActionSpec::new("send message", Purpose::new("notifications")?).is_err());
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// [`Error::InvalidInput`] if `name` is not a valid stream/action name
     /// (see [`StreamSpec::new`]).
@@ -402,6 +587,15 @@ impl ActionSpec {
     }
 
     /// Sets the scopes the action needs.
+    ///
+    /// ```
+    /// use consentry::{Purpose, Scope};
+    /// use consentry::connector::ActionSpec;
+    /// let a = ActionSpec::new("post", Purpose::new("sharing")?)?
+    ///     .with_required_scopes([Scope::new("chat:write")?]);
+    /// assert_eq!(a.required_scopes(), [Scope::new("chat:write")?]);
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     #[must_use]
     pub fn with_required_scopes(mut self, scopes: impl IntoIterator<Item = Scope>) -> Self {
         self.required_scopes = scopes.into_iter().collect();
@@ -409,16 +603,38 @@ impl ActionSpec {
     }
 
     /// The action's name.
+    ///
+    /// ```
+    /// use consentry::Purpose;
+    /// use consentry::connector::ActionSpec;
+    /// assert_eq!(ActionSpec::new("post", Purpose::new("sharing")?)?.name(), "post");
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn name(&self) -> &str {
         &self.name
     }
 
     /// The scopes the action needs.
+    ///
+    /// ```
+    /// use consentry::Purpose;
+    /// use consentry::connector::ActionSpec;
+    /// assert!(ActionSpec::new("post", Purpose::new("sharing")?)?.required_scopes().is_empty());
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn required_scopes(&self) -> &[Scope] {
         &self.required_scopes
     }
 
     /// The purpose the action serves.
+    ///
+    /// ```
+    /// use consentry::Purpose;
+    /// use consentry::connector::ActionSpec;
+    /// let a = ActionSpec::new("post", Purpose::new("sharing")?)?;
+    /// assert_eq!(a.purpose(), &Purpose::new("sharing")?);
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn purpose(&self) -> &Purpose {
         &self.purpose
     }

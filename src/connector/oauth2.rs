@@ -10,6 +10,21 @@ use crate::secret::ClientSecret;
 
 /// The most scopes a connector declares, a request asks for, or a token
 /// response grants.
+///
+/// ```
+/// use consentry::Scope;
+/// use consentry::connector::{ClientAuth, OAuth2Connector, MAX_SCOPES};
+/// use consentry::url::Url;
+/// let too_many = (0..=MAX_SCOPES).map(|i| Scope::new(format!("scope{i}"))).collect::<Result<Vec<_>, _>>()?;
+/// let result = OAuth2Connector::builder("acme".parse()?)
+///     .authorization_url(Url::parse("https://acme.example/authorize")?)
+///     .token_url(Url::parse("https://acme.example/token")?)
+///     .client_id("app").client_auth(ClientAuth::None)
+///     .default_scopes(too_many)
+///     .build();
+/// assert!(result.unwrap_err().to_string().contains("more than 256 scopes"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub const MAX_SCOPES: usize = 256;
 
 /// How the client authenticates at the token and revocation endpoints.
@@ -35,6 +50,12 @@ pub enum ClientAuth {
 
 impl ClientAuth {
     /// The RFC 8414 / OpenID Connect name of the method.
+    ///
+    /// ```
+    /// use consentry::connector::ClientAuth;
+    /// assert_eq!(ClientAuth::Post.as_str(), "client_secret_post");
+    /// assert_eq!(ClientAuth::None.as_str(), "none");
+    /// ```
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Basic => "client_secret_basic",
@@ -44,6 +65,13 @@ impl ClientAuth {
     }
 
     /// Parses `basic` / `post` / `none` or the RFC 8414 names.
+    ///
+    /// ```
+    /// use consentry::connector::ClientAuth;
+    /// assert_eq!(ClientAuth::parse("post"), Some(ClientAuth::Post));
+    /// assert_eq!(ClientAuth::parse("client_secret_basic"), Some(ClientAuth::Basic));
+    /// assert_eq!(ClientAuth::parse("private_key_jwt"), None); // not supported
+    /// ```
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "basic" | "client_secret_basic" => Some(Self::Basic),
@@ -81,6 +109,12 @@ pub enum ScopeFormat {
 
 impl ScopeFormat {
     /// Parses `space` / `comma` / `array`.
+    ///
+    /// ```
+    /// use consentry::connector::ScopeFormat;
+    /// assert_eq!(ScopeFormat::parse("array"), Some(ScopeFormat::Array));
+    /// assert_eq!(ScopeFormat::parse("comma-separated"), None);
+    /// ```
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "space" => Some(Self::SpaceString),
@@ -185,6 +219,15 @@ fn check_pointer(what: &'static str, pointer: &str) -> Result<()> {
 
 impl AccountSource {
     /// An OpenID Connect userinfo endpoint: `sub`, `email`, `name`.
+    ///
+    /// ```
+    /// use consentry::connector::AccountSource;
+    /// use consentry::url::Url;
+    /// let src = AccountSource::userinfo(Url::parse("https://openidconnect.googleapis.com/v1/userinfo")?);
+    /// assert_eq!(src.id_pointer(), "/sub");
+    /// assert_eq!((src.email_pointer(), src.name_pointer()), (Some("/email"), Some("/name")));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn userinfo(url: Url) -> Self {
         Self {
             url,
@@ -196,6 +239,15 @@ impl AccountSource {
 
     /// A provider API endpoint whose response holds the account id at
     /// `id_pointer`.
+    ///
+    /// ```
+    /// use consentry::connector::AccountSource;
+    /// use consentry::url::Url;
+    /// let src = AccountSource::api(Url::parse("https://api.acme.example/me")?, "/user/id")?;
+    /// assert_eq!((src.id_pointer(), src.email_pointer()), ("/user/id", None));
+    /// assert!(AccountSource::api(Url::parse("https://api.acme.example/me")?, "user.id").is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::InvalidInput`] if `id_pointer` is not a JSON pointer.
@@ -211,6 +263,15 @@ impl AccountSource {
 
     /// Reads the email at `pointer`.
     ///
+    /// ```
+    /// use consentry::connector::AccountSource;
+    /// use consentry::url::Url;
+    /// let src = AccountSource::api(Url::parse("https://api.acme.example/me")?, "/id")?
+    ///     .with_email("/contact/email")?;
+    /// assert_eq!(src.email_pointer(), Some("/contact/email"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     /// [`Error::InvalidInput`] if `pointer` is not a JSON pointer.
     pub fn with_email(mut self, pointer: &str) -> Result<Self> {
@@ -221,6 +282,14 @@ impl AccountSource {
 
     /// Reads the display name at `pointer`.
     ///
+    /// ```
+    /// use consentry::connector::AccountSource;
+    /// use consentry::url::Url;
+    /// let src = AccountSource::api(Url::parse("https://api.github.com/user")?, "/id")?.with_name("/login")?;
+    /// assert_eq!(src.name_pointer(), Some("/login"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     /// [`Error::InvalidInput`] if `pointer` is not a JSON pointer.
     pub fn with_name(mut self, pointer: &str) -> Result<Self> {
@@ -230,21 +299,53 @@ impl AccountSource {
     }
 
     /// The endpoint to call with the access token.
+    ///
+    /// ```
+    /// use consentry::connector::AccountSource;
+    /// use consentry::url::Url;
+    /// let src = AccountSource::api(Url::parse("https://api.spotify.com/v1/me")?, "/id")?;
+    /// assert_eq!(src.url().as_str(), "https://api.spotify.com/v1/me");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn url(&self) -> &Url {
         &self.url
     }
 
     /// Where the account id is.
+    ///
+    /// ```
+    /// use consentry::connector::AccountSource;
+    /// use consentry::url::Url;
+    /// let src = AccountSource::api(Url::parse("https://slack.com/api/auth.test")?, "/user_id")?;
+    /// assert_eq!(src.id_pointer(), "/user_id");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn id_pointer(&self) -> &str {
         &self.id
     }
 
     /// Where the email is, if the provider gives one.
+    ///
+    /// ```
+    /// use consentry::connector::AccountSource;
+    /// use consentry::url::Url;
+    /// let src = AccountSource::api(Url::parse("https://slack.com/api/auth.test")?, "/user_id")?;
+    /// assert_eq!(src.email_pointer(), None); // until with_email
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn email_pointer(&self) -> Option<&str> {
         self.email.as_deref()
     }
 
     /// Where the display name is, if the provider gives one.
+    ///
+    /// ```
+    /// use consentry::connector::AccountSource;
+    /// use consentry::url::Url;
+    /// let src = AccountSource::userinfo(Url::parse("https://id.example/userinfo")?);
+    /// assert_eq!(src.name_pointer(), Some("/name"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn name_pointer(&self) -> Option<&str> {
         self.name.as_deref()
     }
@@ -330,102 +431,289 @@ pub struct OAuth2Config {
 
 impl OAuth2Config {
     /// The authorization endpoint.
+    ///
+    /// ```
+    /// # use consentry::connector::{Catalogue, ClientRegistration};
+    /// # let google = Catalogue::builtin()?.connector("google",
+    /// #     ClientRegistration::new("app-id").with_secret(consentry::secret::ClientSecret::new("s")))?;
+    /// let cfg = google.config();
+    /// assert_eq!(cfg.authorization_url().as_str(), "https://accounts.google.com/o/oauth2/v2/auth");
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn authorization_url(&self) -> &Url {
         &self.authorization_url
     }
 
     /// The token endpoint.
+    ///
+    /// ```
+    /// # use consentry::connector::{Catalogue, ClientRegistration};
+    /// # let google = Catalogue::builtin()?.connector("google",
+    /// #     ClientRegistration::new("app-id").with_secret(consentry::secret::ClientSecret::new("s")))?;
+    /// let cfg = google.config();
+    /// assert_eq!(cfg.token_url().as_str(), "https://oauth2.googleapis.com/token");
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn token_url(&self) -> &Url {
         &self.token_url
     }
 
     /// The RFC 7009 revocation endpoint, if the provider has one.
+    ///
+    /// ```
+    /// # use consentry::connector::{Catalogue, ClientRegistration};
+    /// # let google = Catalogue::builtin()?.connector("google",
+    /// #     ClientRegistration::new("app-id").with_secret(consentry::secret::ClientSecret::new("s")))?;
+    /// let cfg = google.config();
+    /// assert_eq!(cfg.revocation_url().map(|u| u.as_str()), Some("https://oauth2.googleapis.com/revoke"));
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn revocation_url(&self) -> Option<&Url> {
         self.revocation_url.as_ref()
     }
 
     /// The RFC 7662 introspection endpoint, if known.
+    ///
+    /// ```
+    /// # use consentry::connector::{ClientAuth, OAuth2Connector};
+    /// # use consentry::url::Url;
+    /// # let acme = OAuth2Connector::builder("acme".parse()?)
+    /// #     .authorization_url(Url::parse("https://acme.example/authorize")?)
+    /// #     .token_url(Url::parse("https://acme.example/token")?)
+    /// #     .client_id("app").client_auth(ClientAuth::None);
+    /// assert!(acme.clone().build()?.config().introspection_url().is_none());
+    /// let c = acme.introspection_url(Url::parse("https://acme.example/introspect")?).build()?;
+    /// assert_eq!(c.config().introspection_url().map(Url::as_str), Some("https://acme.example/introspect"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn introspection_url(&self) -> Option<&Url> {
         self.introspection_url.as_ref()
     }
 
     /// The metadata document this configuration was discovered from, if any.
+    ///
+    /// ```
+    /// # use consentry::connector::{Catalogue, ClientRegistration};
+    /// # let google = Catalogue::builtin()?.connector("google",
+    /// #     ClientRegistration::new("app-id").with_secret(consentry::secret::ClientSecret::new("s")))?;
+    /// let cfg = google.config();
+    /// assert_eq!(cfg.discovery_url().map(|u| u.as_str()),
+    ///     Some("https://accounts.google.com/.well-known/openid-configuration"));
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn discovery_url(&self) -> Option<&Url> {
         self.discovery_url.as_ref()
     }
 
     /// The authorization server's issuer identifier, exactly as the provider
     /// writes it.
+    ///
+    /// ```
+    /// # use consentry::connector::{Catalogue, ClientRegistration};
+    /// # let google = Catalogue::builtin()?.connector("google",
+    /// #     ClientRegistration::new("app-id").with_secret(consentry::secret::ClientSecret::new("s")))?;
+    /// let cfg = google.config();
+    /// assert_eq!(cfg.issuer(), Some("https://accounts.google.com"));
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn issuer(&self) -> Option<&str> {
         self.issuer.as_deref()
     }
 
     /// Whether the provider puts `iss` in every authorization response
     /// (RFC 9207); callbacks without it are then refused.
+    ///
+    /// ```
+    /// # use consentry::connector::{Catalogue, ClientRegistration};
+    /// # let google = Catalogue::builtin()?.connector("google",
+    /// #     ClientRegistration::new("app-id").with_secret(consentry::secret::ClientSecret::new("s")))?;
+    /// let cfg = google.config();
+    /// assert!(!cfg.issuer_in_callback()); // Google does not advertise RFC 9207
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn issuer_in_callback(&self) -> bool {
         self.issuer_in_callback
     }
 
     /// Scopes requested on every authorization.
+    ///
+    /// ```
+    /// # use consentry::connector::{Catalogue, ClientRegistration};
+    /// # let google = Catalogue::builtin()?.connector("google",
+    /// #     ClientRegistration::new("app-id").with_secret(consentry::secret::ClientSecret::new("s")))?;
+    /// let cfg = google.config();
+    /// let scopes: Vec<&str> = cfg.default_scopes().iter().map(|s| s.as_str()).collect();
+    /// assert_eq!(scopes, ["openid", "email", "profile"]);
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn default_scopes(&self) -> &[Scope] {
         &self.default_scopes
     }
 
     /// Scopes a host may additionally request.
+    ///
+    /// ```
+    /// # use consentry::connector::{Catalogue, ClientRegistration};
+    /// # let google = Catalogue::builtin()?.connector("google",
+    /// #     ClientRegistration::new("app-id").with_secret(consentry::secret::ClientSecret::new("s")))?;
+    /// let cfg = google.config();
+    /// let calendar = "https://www.googleapis.com/auth/calendar.readonly".parse()?;
+    /// assert!(cfg.optional_scopes().contains(&calendar));
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn optional_scopes(&self) -> &[Scope] {
         &self.optional_scopes
     }
 
     /// The separator written between scopes in the authorization request.
+    ///
+    /// ```
+    /// # use consentry::connector::{Catalogue, ClientRegistration};
+    /// # let google = Catalogue::builtin()?.connector("google",
+    /// #     ClientRegistration::new("app-id").with_secret(consentry::secret::ClientSecret::new("s")))?;
+    /// let cfg = google.config();
+    /// assert_eq!(cfg.scope_separator(), " ");
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn scope_separator(&self) -> &str {
         &self.scope_separator
     }
 
     /// Whether PKCE (S256) is used. On unless turned off for a provider
     /// that breaks with it.
+    ///
+    /// ```
+    /// # use consentry::connector::{Catalogue, ClientRegistration};
+    /// # let google = Catalogue::builtin()?.connector("google",
+    /// #     ClientRegistration::new("app-id").with_secret(consentry::secret::ClientSecret::new("s")))?;
+    /// let cfg = google.config();
+    /// assert!(cfg.pkce());
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn pkce(&self) -> bool {
         self.pkce
     }
 
     /// How the client authenticates at the token endpoint.
+    ///
+    /// ```
+    /// use consentry::connector::ClientAuth;
+    /// # use consentry::connector::{Catalogue, ClientRegistration};
+    /// # let google = Catalogue::builtin()?.connector("google",
+    /// #     ClientRegistration::new("app-id").with_secret(consentry::secret::ClientSecret::new("s")))?;
+    /// let cfg = google.config();
+    /// assert_eq!(cfg.client_auth(), ClientAuth::Basic);
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn client_auth(&self) -> ClientAuth {
         self.client_auth
     }
 
     /// The client id.
+    ///
+    /// ```
+    /// # use consentry::connector::{Catalogue, ClientRegistration};
+    /// # let google = Catalogue::builtin()?.connector("google",
+    /// #     ClientRegistration::new("app-id").with_secret(consentry::secret::ClientSecret::new("s")))?;
+    /// let cfg = google.config();
+    /// assert_eq!(cfg.client_id(), "app-id");
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn client_id(&self) -> &str {
         &self.client_id
     }
 
     /// The client secret (none for a public client).
+    ///
+    /// ```
+    /// # use consentry::connector::{Catalogue, ClientRegistration};
+    /// # let google = Catalogue::builtin()?.connector("google",
+    /// #     ClientRegistration::new("app-id").with_secret(consentry::secret::ClientSecret::new("s")))?;
+    /// let cfg = google.config();
+    /// assert_eq!(cfg.client_secret().map(|s| s.expose_secret()), Some("s"));
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn client_secret(&self) -> Option<&ClientSecret> {
         self.client_secret.as_ref()
     }
 
     /// Extra parameters sent with every authorization request (Google's
     /// `access_type=offline`).
+    ///
+    /// ```
+    /// # use consentry::connector::{Catalogue, ClientRegistration};
+    /// # let google = Catalogue::builtin()?.connector("google",
+    /// #     ClientRegistration::new("app-id").with_secret(consentry::secret::ClientSecret::new("s")))?;
+    /// let cfg = google.config();
+    /// let params: Vec<(&str, &str)> =
+    ///     cfg.authorization_params().iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    /// assert_eq!(params, [("access_type", "offline"), ("prompt", "consent")]);
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn authorization_params(&self) -> &[(String, String)] {
         &self.authorization_params
     }
 
     /// RFC 8707 resource indicators sent with authorization and token
     /// requests.
+    ///
+    /// ```
+    /// # use consentry::connector::{ClientAuth, OAuth2Connector};
+    /// # use consentry::url::Url;
+    /// # let acme = OAuth2Connector::builder("acme".parse()?)
+    /// #     .authorization_url(Url::parse("https://acme.example/authorize")?)
+    /// #     .token_url(Url::parse("https://acme.example/token")?)
+    /// #     .client_id("app").client_auth(ClientAuth::None);
+    /// let c = acme.resource(Url::parse("https://api.acme.example/")?).build()?;
+    /// assert_eq!(c.config().resources().len(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn resources(&self) -> &[Url] {
         &self.resources
     }
 
     /// The provider's departures from the RFC.
+    ///
+    /// ```
+    /// # use consentry::connector::{Catalogue, ClientRegistration};
+    /// # let google = Catalogue::builtin()?.connector("google",
+    /// #     ClientRegistration::new("app-id").with_secret(consentry::secret::ClientSecret::new("s")))?;
+    /// let cfg = google.config();
+    /// assert!(!cfg.quirks().errors_with_200); // Google follows RFC 6749 here
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn quirks(&self) -> &Quirks {
         &self.quirks
     }
 
     /// Where the connected account's identity comes from.
+    ///
+    /// ```
+    /// # use consentry::connector::{Catalogue, ClientRegistration};
+    /// # let google = Catalogue::builtin()?.connector("google",
+    /// #     ClientRegistration::new("app-id").with_secret(consentry::secret::ClientSecret::new("s")))?;
+    /// let cfg = google.config();
+    /// let userinfo = cfg.account().map(|a| a.url().as_str());
+    /// assert_eq!(userinfo, Some("https://openidconnect.googleapis.com/v1/userinfo"));
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn account(&self) -> Option<&AccountSource> {
         self.account.as_ref()
     }
 
     /// The scopes to request: the default scopes, then each of `requested`
     /// not already among them, in order.
+    ///
+    /// ```
+    /// # use consentry::connector::{Catalogue, ClientRegistration};
+    /// # let google = Catalogue::builtin()?.connector("google",
+    /// #     ClientRegistration::new("app-id").with_secret(consentry::secret::ClientSecret::new("s")))?;
+    /// let cfg = google.config();
+    /// let calendar = "https://www.googleapis.com/auth/calendar.readonly".parse()?;
+    /// let asked = cfg.request_scopes(&[calendar, "email".parse()?]);
+    /// assert_eq!(asked.len(), 4); // openid email profile + calendar; email is not repeated
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn request_scopes(&self, requested: &[Scope]) -> Vec<Scope> {
         let mut out = self.default_scopes.clone();
         for s in requested {
@@ -474,17 +762,48 @@ pub struct OAuth2Connector {
 
 impl OAuth2Connector {
     /// A builder for a connector with id `id`.
+    ///
+    /// ```
+    /// use consentry::connector::{ClientAuth, Connector, OAuth2Connector};
+    /// use consentry::url::Url;
+    /// let c = OAuth2Connector::builder("acme".parse()?)
+    ///     .authorization_url(Url::parse("https://acme.example/authorize")?)
+    ///     .token_url(Url::parse("https://acme.example/token")?)
+    ///     .client_id("app").client_auth(ClientAuth::None)
+    ///     .build()?;
+    /// assert_eq!(c.id().as_str(), "acme");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn builder(id: ConnectorId) -> OAuth2ConnectorBuilder {
         OAuth2ConnectorBuilder::new(id)
     }
 
     /// The OAuth 2.0 configuration.
+    ///
+    /// ```
+    /// # use consentry::connector::{Catalogue, ClientRegistration};
+    /// # let google = Catalogue::builtin()?.connector("google",
+    /// #     ClientRegistration::new("app-id").with_secret(consentry::secret::ClientSecret::new("s")))?;
+    /// assert_eq!(google.config().token_url().as_str(), "https://oauth2.googleapis.com/token");
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn config(&self) -> &OAuth2Config {
         &self.config
     }
 
     /// A builder holding this connector's settings, to change some and
     /// build again.
+    ///
+    /// ```
+    /// use consentry::connector::Connector;
+    /// # use consentry::connector::{Catalogue, ClientRegistration};
+    /// # let google = Catalogue::builtin()?.connector("google",
+    /// #     ClientRegistration::new("app-id").with_secret(consentry::secret::ClientSecret::new("s")))?;
+    /// let google = google.into_builder().name("Google Workspace").build()?;
+    /// assert_eq!(google.info().name, "Google Workspace");
+    /// assert!(google.config().pkce()); // everything else is kept
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn into_builder(self) -> OAuth2ConnectorBuilder {
         OAuth2ConnectorBuilder::from_connector(self)
     }

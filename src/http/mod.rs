@@ -67,9 +67,27 @@ pub use self::reqwest::{ReqwestClient, ReqwestClientBuilder};
 pub use ::http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
 
 /// An HTTP request with its whole body in memory.
+///
+/// ```
+/// use consentry::http::{HttpRequest, Method, Request};
+/// let req: HttpRequest = Request::post("https://as.example/token")
+///     .header("content-type", "application/x-www-form-urlencoded")
+///     .body(b"grant_type=refresh_token".to_vec())?;
+/// assert_eq!(req.method(), Method::POST);
+/// assert_eq!(req.body().len(), 24);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub type HttpRequest = ::http::Request<Vec<u8>>;
 
 /// An HTTP response with its whole body in memory.
+///
+/// ```
+/// use consentry::http::{HttpResponse, Response, StatusCode};
+/// let resp: HttpResponse = Response::builder().status(429).body(b"slow down".to_vec())?;
+/// assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+/// assert_eq!(resp.body(), b"slow down");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub type HttpResponse = ::http::Response<Vec<u8>>;
 
 /// Sends one HTTP request and returns the response, whatever its status.
@@ -102,6 +120,19 @@ pub type HttpResponse = ::http::Response<Vec<u8>>;
 #[async_trait]
 pub trait HttpClient: fmt::Debug + Send + Sync + 'static {
     /// Sends `request` and returns the response.
+    ///
+    /// ```
+    /// use consentry::http::{self, HttpClient, HttpRequest, Request, Response};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let client = http::from_fn(|_req: HttpRequest| async {
+    ///     Ok(Response::builder().status(404).body(Vec::new()).unwrap())
+    /// });
+    /// let request = Request::get("https://api.example/missing").body(Vec::new()).unwrap();
+    /// let resp = client.send(request).await?;
+    /// assert_eq!(resp.status(), 404); // a non-2xx status is `Ok`
+    /// # Ok::<(), consentry::http::HttpError>(())
+    /// # }).unwrap();
+    /// ```
     ///
     /// # Errors
     /// An [`HttpError`] only when there is no usable response: connection
@@ -237,12 +268,24 @@ impl HttpError {
     }
 
     /// What kind of failure this is.
+    ///
+    /// ```
+    /// use consentry::http::{HttpError, HttpErrorKind};
+    /// let e = HttpError::from_kind(HttpErrorKind::Decode);
+    /// assert_eq!(e.kind(), HttpErrorKind::Decode);
+    /// ```
     pub fn kind(&self) -> HttpErrorKind {
         self.kind
     }
 
     /// Whether sending the same request again later may succeed. See
     /// [`HttpErrorKind::is_retryable`].
+    ///
+    /// ```
+    /// use consentry::http::{HttpError, HttpErrorKind};
+    /// assert!(HttpError::from_kind(HttpErrorKind::Interrupted).is_retryable());
+    /// assert!(!HttpError::from_kind(HttpErrorKind::Request).is_retryable());
+    /// ```
     pub fn is_retryable(&self) -> bool {
         self.kind.is_retryable()
     }
@@ -278,6 +321,12 @@ pub enum HttpErrorKind {
 impl HttpErrorKind {
     /// Whether the same request may succeed if sent again later: `Connect`,
     /// `Timeout` and `Interrupted`.
+    ///
+    /// ```
+    /// use consentry::http::HttpErrorKind;
+    /// assert!(HttpErrorKind::Timeout.is_retryable());
+    /// assert!(!HttpErrorKind::Decode.is_retryable());
+    /// ```
     pub fn is_retryable(self) -> bool {
         matches!(self, Self::Connect | Self::Timeout | Self::Interrupted)
     }

@@ -53,6 +53,13 @@ pub struct ReqwestClient {
 impl ReqwestClient {
     /// A client with the default settings.
     ///
+    /// ```
+    /// use consentry::http::ReqwestClient;
+    /// let client = ReqwestClient::new()?;
+    /// assert_eq!(client.max_response_bytes(), 1024 * 1024); // the default limit
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// [`Error::Http`] if the TLS backend cannot be initialised.
     pub fn new() -> Result<Self> {
@@ -60,6 +67,13 @@ impl ReqwestClient {
     }
 
     /// A builder to change timeouts, the body limit or the `User-Agent`.
+    ///
+    /// ```
+    /// use consentry::http::ReqwestClient;
+    /// let client = ReqwestClient::builder().max_response_bytes(64 * 1024).build()?;
+    /// assert_eq!(client.max_response_bytes(), 64 * 1024);
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn builder() -> ReqwestClientBuilder {
         ReqwestClientBuilder {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
@@ -105,6 +119,13 @@ pub struct ReqwestClientBuilder {
 
 impl ReqwestClientBuilder {
     /// How long to wait for a connection (TCP and TLS). Default 10 s.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use consentry::http::ReqwestClient;
+    /// assert!(ReqwestClient::builder().connect_timeout(Duration::from_secs(3)).build().is_ok());
+    /// assert!(ReqwestClient::builder().connect_timeout(Duration::ZERO).build().is_err());
+    /// ```
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
@@ -112,12 +133,26 @@ impl ReqwestClientBuilder {
 
     /// How long the whole exchange may take, reading the body included.
     /// Default 30 s.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use consentry::http::ReqwestClient;
+    /// assert!(ReqwestClient::builder().timeout(Duration::from_secs(10)).build().is_ok());
+    /// assert!(ReqwestClient::builder().timeout(Duration::ZERO).build().is_err());
+    /// ```
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
     }
 
     /// The largest response body accepted, in bytes. Default 1 MiB.
+    ///
+    /// ```
+    /// use consentry::http::ReqwestClient;
+    /// let client = ReqwestClient::builder().max_response_bytes(256 * 1024).build()?;
+    /// assert_eq!(client.max_response_bytes(), 256 * 1024);
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn max_response_bytes(mut self, bytes: usize) -> Self {
         self.max_response_bytes = bytes;
         self
@@ -125,6 +160,12 @@ impl ReqwestClientBuilder {
 
     /// The `User-Agent` header. Default `consentry/<version>`. GitHub's API
     /// refuses requests without one.
+    ///
+    /// ```
+    /// use consentry::http::ReqwestClient;
+    /// assert!(ReqwestClient::builder().user_agent("my-app/1.0 (+https://app.example)").build().is_ok());
+    /// assert!(ReqwestClient::builder().user_agent("bad\nagent").build().is_err());
+    /// ```
     pub fn user_agent(mut self, user_agent: impl Into<String>) -> Self {
         self.user_agent = user_agent.into();
         self
@@ -133,12 +174,28 @@ impl ReqwestClientBuilder {
     /// Use the proxy named by `HTTPS_PROXY` / `HTTP_PROXY` / `NO_PROXY`.
     /// Off by default, so the process environment cannot silently route
     /// token requests elsewhere.
+    ///
+    /// ```
+    /// use consentry::http::ReqwestClient;
+    /// // Opt in only when the deployment routes egress through a proxy.
+    /// let client = ReqwestClient::builder().env_proxy(true).build();
+    /// assert!(client.is_ok());
+    /// ```
     pub fn env_proxy(mut self, enabled: bool) -> Self {
         self.env_proxy = enabled;
         self
     }
 
     /// Builds the client.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use consentry::ErrorKind;
+    /// use consentry::http::ReqwestClient;
+    /// let err = ReqwestClient::builder().timeout(Duration::ZERO).build().unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    /// assert!(ReqwestClient::builder().build().is_ok());
+    /// ```
     ///
     /// # Errors
     /// [`Error::InvalidInput`] if a timeout is zero or the `User-Agent` is

@@ -17,6 +17,18 @@ use crate::store::{ConnectionWrite, PendingAuthorization};
 use crate::vault::{CredentialKind, CredentialUpdate, Keyring};
 
 /// Where to send the user to connect an account.
+///
+/// ```
+/// # use consentry::integrations::doc_support;
+/// # use consentry::{ConnectionId, Error, Purpose, Scope, UserId};
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// # let integrations = doc_support::integrations()?;
+/// let start = integrations.begin_connect(&UserId::new("ada")?, &"acme".parse()?, &[]).await?;
+/// assert!(start.authorize_url.as_str().starts_with("https://auth.acme.example/oauth/authorize?"));
+/// assert!(start.expires_at > std::time::SystemTime::now()); // 10 minutes by default
+/// # Ok::<(), consentry::Error>(())
+/// # }).unwrap();
+/// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ConnectStart {
@@ -70,12 +82,31 @@ impl Integrations {
     /// authorization (single use, bound to the user, connector and redirect
     /// URI, valid for 10 minutes by default) and returns the URL to send
     /// the user to. `scopes` are requested on top of the connector's
-    /// defaults.
+    /// defaults; they are not checked against the connector's optional
+    /// scopes.
+    ///
+    /// ```
+    /// # use consentry::integrations::doc_support;
+    /// # use consentry::{ConnectionId, Error, Purpose, Scope, UserId};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # let integrations = doc_support::integrations()?;
+    /// # let user = UserId::new("ada")?;
+    /// let extra = [Scope::new("contacts.write")?];
+    /// let start = integrations.begin_connect(&user, &"acme".parse()?, &extra).await?;
+    /// // Redirect the user's browser to start.authorize_url.
+    /// let mut query = start.authorize_url.query_pairs();
+    /// let scope = query.find(|(k, _)| k == "scope").map(|(_, v)| v.into_owned());
+    /// assert_eq!(scope.as_deref(), Some("contacts.read contacts.write")); // defaults first
+    /// assert!(start.authorize_url.query_pairs().any(|(k, _)| k == "code_challenge")); // PKCE
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     ///
     /// # Errors
     /// [`Error::NotFound`] for an unknown connector;
-    /// [`Error::InvalidInput`] for a connector that is not OAuth 2.0 or bad
-    /// scopes; storage errors.
+    /// [`Error::InvalidInput`] for a connector that is not OAuth 2.0 or
+    /// more than [`MAX_SCOPES`](crate::connector::MAX_SCOPES) scopes in all;
+    /// storage errors.
     pub async fn begin_connect(
         &self,
         user: &UserId,
@@ -128,6 +159,24 @@ impl Integrations {
     /// The `state` is consumed first: a failed or repeated callback can
     /// never be completed later. Apart from that, nothing is written unless
     /// every step succeeds.
+    ///
+    /// ```
+    /// # use consentry::integrations::doc_support;
+    /// # use consentry::{ConnectionId, Error, Purpose, Scope, UserId};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # let integrations = doc_support::integrations()?;
+    /// # let user = UserId::new("ada")?;
+    /// # let start = integrations.begin_connect(&user, &"acme".parse()?, &[]).await?;
+    /// # let callback = doc_support::callback(&start)?;
+    /// // `callback`: the URL the provider redirected the user's browser to.
+    /// let connection = integrations.complete_connect(&user, &callback).await?;
+    /// assert_eq!(connection.account.email.as_deref(), Some("ada@acme.example"));
+    /// assert!(connection.has_refresh_token);
+    /// // The state is single use: the same callback cannot complete twice.
+    /// assert!(integrations.complete_connect(&user, &callback).await.is_err());
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     ///
     /// # Errors
     /// [`Error::Callback`] for a bad callback or state; [`Error::OAuth`] for

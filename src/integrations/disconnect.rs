@@ -18,6 +18,22 @@ use crate::store::{
 use crate::vault::CredentialKind;
 
 /// What happened to one token at the provider.
+///
+/// ```
+/// use consentry::integrations::RevocationResult;
+/// # use consentry::integrations::doc_support;
+/// # use consentry::{ConnectionId, Error, Purpose, Scope, UserId};
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// // Acme's revocation endpoint is down (it answers 503):
+/// # let integrations = doc_support::builder()?.http(doc_support::provider(false)).build()?;
+/// # let user = UserId::new("ada")?;
+/// # let conn = doc_support::connect(&integrations, &user).await?;
+/// let report = integrations.disconnect(&user, &conn.id).await?;
+/// assert_eq!(report.refresh_token, Some(RevocationResult::Pending)); // queued, retried later
+/// assert!(report.connection_deleted); // deleted locally all the same
+/// # Ok::<(), consentry::Error>(())
+/// # }).unwrap();
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "result")]
 #[non_exhaustive]
@@ -34,8 +50,11 @@ pub enum RevocationResult {
         /// The HTTP status.
         status: u16,
     },
-    /// The provider has no revocation endpoint; the token is deleted
-    /// locally and stays valid at the provider until it expires.
+    /// The token could not be revoked: the provider has no revocation
+    /// endpoint, cannot revoke this kind of token
+    /// (`unsupported_token_type`), or the connector is no longer
+    /// configured. The token is deleted locally and stays valid at the
+    /// provider until it expires.
     Unsupported,
     /// The stored token could not be decrypted (its key is missing from the
     /// keyring, or the row was altered), so it could not be sent for
@@ -44,6 +63,24 @@ pub enum RevocationResult {
 }
 
 /// What [`Integrations::disconnect`] did, token by token and table by table.
+///
+/// ```
+/// use consentry::integrations::RevocationResult;
+/// # use consentry::integrations::doc_support;
+/// # use consentry::{ConnectionId, Error, Purpose, Scope, UserId};
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// # let integrations = doc_support::integrations()?;
+/// # let user = UserId::new("ada")?;
+/// # let conn = doc_support::connect(&integrations, &user).await?;
+/// # let crm = Purpose::new("crm_sync")?;
+/// # integrations.grant_consent(&user, &conn.id, &crm).await?;
+/// let report = integrations.disconnect(&user, &conn.id).await?;
+/// assert_eq!(report.access_token, Some(RevocationResult::Revoked));
+/// assert_eq!(report.credentials_deleted, 2); // the access and the refresh token
+/// assert_eq!(report.consent_entries_deleted, 1);
+/// # Ok::<(), consentry::Error>(())
+/// # }).unwrap();
+/// ```
 #[derive(Debug, Clone, Serialize)]
 #[non_exhaustive]
 pub struct DisconnectReport {
@@ -64,6 +101,20 @@ pub struct DisconnectReport {
 
 impl DisconnectReport {
     /// Whether a revocation is still pending at the provider.
+    ///
+    /// ```
+    /// # use consentry::integrations::doc_support;
+    /// # use consentry::{ConnectionId, Error, Purpose, Scope, UserId};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// // Acme's revocation endpoint is down (it answers 503):
+    /// # let integrations = doc_support::builder()?.http(doc_support::provider(false)).build()?;
+    /// # let user = UserId::new("ada")?;
+    /// # let conn = doc_support::connect(&integrations, &user).await?;
+    /// let report = integrations.disconnect(&user, &conn.id).await?;
+    /// assert!(report.revocation_pending()); // the tokens wait, sealed, in the revocation queue
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub fn revocation_pending(&self) -> bool {
         [&self.refresh_token, &self.access_token]
             .into_iter()
@@ -88,6 +139,23 @@ impl Integrations {
     /// transaction — even when the provider is down, in which case the
     /// tokens go, sealed, to a revocation queue retried by
     /// [`Integrations::maintenance`].
+    ///
+    /// ```
+    /// use consentry::integrations::RevocationResult;
+    /// # use consentry::integrations::doc_support;
+    /// # use consentry::{ConnectionId, Error, Purpose, Scope, UserId};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # let integrations = doc_support::integrations()?;
+    /// # let user = UserId::new("ada")?;
+    /// # let conn = doc_support::connect(&integrations, &user).await?;
+    /// let report = integrations.disconnect(&user, &conn.id).await?;
+    /// assert_eq!(report.refresh_token, Some(RevocationResult::Revoked)); // at Acme's RFC 7009 endpoint
+    /// assert!(integrations.connections(&user).await?.is_empty());
+    /// let again = integrations.disconnect(&user, &conn.id).await;
+    /// assert!(matches!(again, Err(Error::NotFound { .. })));
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     ///
     /// # Errors
     /// [`Error::NotFound`] if the connection does not exist; storage errors

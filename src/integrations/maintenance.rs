@@ -13,6 +13,26 @@ use crate::error::Result;
 const REFRESH_CONCURRENCY: usize = 8;
 
 /// What one [`Integrations::maintain`] round did.
+///
+/// ```
+/// use std::time::Duration;
+/// use consentry::clock::ManualClock;
+/// # use consentry::integrations::doc_support;
+/// # use consentry::{ConnectionId, Error, Purpose, Scope, UserId};
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// # let clock = ManualClock::starting_now();
+/// // Acme's revocation endpoint is down (it answers 503):
+/// # let integrations = doc_support::builder()?.http(doc_support::provider(false)).clock(clock.clone()).build()?;
+/// # let user = UserId::new("ada")?;
+/// # let conn = doc_support::connect(&integrations, &user).await?;
+/// integrations.disconnect(&user, &conn.id).await?; // both tokens are queued for revocation
+/// clock.advance(Duration::from_secs(120)); // the first retry is due after a minute
+/// let report = integrations.maintain().await?;
+/// assert_eq!(report.revocations_rescheduled, 2); // still down: tried again later
+/// assert_eq!(report.revocations_finished, 0);
+/// # Ok::<(), consentry::Error>(())
+/// # }).unwrap();
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct MaintenanceReport {
@@ -33,6 +53,23 @@ impl Integrations {
     /// whose access token expires within the refresh margin (at most 8 at
     /// once, skipping those backing off), retries due revocations, and
     /// deletes expired pending authorizations.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # use consentry::integrations::doc_support;
+    /// # use consentry::{ConnectionId, Error, Purpose, Scope, UserId};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # let clock = consentry::clock::ManualClock::starting_now();
+    /// # let integrations = doc_support::builder()?.clock(clock.clone()).build()?;
+    /// # let user = UserId::new("ada")?;
+    /// # let conn = doc_support::connect(&integrations, &user).await?;
+    /// clock.advance(Duration::from_secs(3500)); // the access token expires in 100 s
+    /// let report = integrations.maintain().await?;
+    /// assert_eq!((report.refreshed, report.refresh_failed), (1, 0));
+    /// assert_eq!(integrations.maintain().await?.refreshed, 0); // fresh again
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     ///
     /// # Errors
     /// Storage errors reading the work lists; failures of single items are
@@ -77,6 +114,25 @@ impl Integrations {
     /// leaves nothing half-done; a lease it held expires on its own).
     ///
     /// Needs a Tokio runtime with time enabled.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use consentry::events::EventKind;
+    /// # use consentry::integrations::doc_support;
+    /// # use consentry::{ConnectionId, Error, Purpose, Scope, UserId};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # let clock = consentry::clock::ManualClock::starting_now();
+    /// # let integrations = doc_support::builder()?.clock(clock.clone()).build()?;
+    /// # let user = UserId::new("ada")?;
+    /// # let conn = doc_support::connect(&integrations, &user).await?;
+    /// let mut events = integrations.subscribe();
+    /// let maintenance = tokio::spawn(integrations.maintenance());
+    /// clock.advance(Duration::from_secs(3500)); // the access token expires in 100 s
+    /// assert_eq!(events.recv().await.expect("an event").kind, EventKind::Refreshed);
+    /// maintenance.abort(); // stops it
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub fn maintenance(&self) -> impl Future<Output = ()> + Send + 'static {
         let this = self.clone();
         async move {
@@ -92,6 +148,25 @@ impl Integrations {
     /// The proactive refresher: the same loop as
     /// [`Integrations::maintenance`], which refreshes tokens that expire
     /// soon, in bounded batches.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use consentry::events::EventKind;
+    /// # use consentry::integrations::doc_support;
+    /// # use consentry::{ConnectionId, Error, Purpose, Scope, UserId};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # let clock = consentry::clock::ManualClock::starting_now();
+    /// # let integrations = doc_support::builder()?.clock(clock.clone()).build()?;
+    /// # let user = UserId::new("ada")?;
+    /// # let conn = doc_support::connect(&integrations, &user).await?;
+    /// let mut events = integrations.subscribe();
+    /// let refresher = tokio::spawn(integrations.refresher());
+    /// clock.advance(Duration::from_secs(3500)); // the access token expires in 100 s
+    /// assert_eq!(events.recv().await.expect("an event").kind, EventKind::Refreshed);
+    /// refresher.abort();
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub fn refresher(&self) -> impl Future<Output = ()> + Send + 'static {
         self.maintenance()
     }

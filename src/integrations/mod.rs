@@ -1,7 +1,12 @@
 //! [`Integrations`]: the facade that wires store, vault, HTTP client,
 //! connectors and clock into the operations a host calls.
 //!
-//! ```no_run
+//! A production setup with Google (not run as a test: it needs Google's
+//! servers and a user's browser; the examples of the methods run in
+//! process):
+//!
+#![cfg_attr(feature = "sqlite", doc = "```no_run")]
+#![cfg_attr(not(feature = "sqlite"), doc = "```ignore")]
 //! use consentry::{ConnectorId, Integrations, Purpose, Scope, UserId};
 //! use consentry::connector::{Catalogue, ClientRegistration};
 //! use consentry::secret::ClientSecret;
@@ -32,6 +37,8 @@
 
 mod connect;
 mod disconnect;
+#[doc(hidden)]
+pub mod doc_support;
 mod flight;
 mod maintenance;
 mod token;
@@ -59,6 +66,25 @@ use crate::store::{ConsentEntry, Store};
 use crate::vault::{Keyring, Vault};
 
 /// The facade. Cheap to clone; clones share everything.
+///
+/// ```
+/// use consentry::Integrations;
+/// # use consentry::integrations::doc_support;
+/// # use consentry::{ConnectionId, Error, Purpose, Scope, UserId};
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// # let integrations: Integrations = doc_support::integrations()?;
+/// # let user = UserId::new("ada")?;
+/// # let conn = doc_support::connect(&integrations, &user).await?;
+/// // ... the user connects an Acme account (begin_connect, complete_connect) ...
+/// let crm = Purpose::new("crm_sync")?;
+/// integrations.grant_consent(&user, &conn.id, &crm).await?;
+/// let token = integrations.access_token(&user, &conn.id, &crm).await?;
+/// assert_eq!(token.scopes, conn.scopes);
+/// let clone = integrations.clone(); // shares store, vault, connectors, events
+/// assert_eq!(clone.connections(&user).await?.len(), 1);
+/// # Ok::<(), consentry::Error>(())
+/// # }).unwrap();
+/// ```
 #[derive(Clone)]
 pub struct Integrations {
     inner: Arc<Inner>,
@@ -127,6 +153,26 @@ impl fmt::Debug for Integrations {
 /// `connector` and `redirect_uri` are required; `http` defaults to
 /// [`ReqwestClient`](crate::http::ReqwestClient) (feature `reqwest`) and
 /// `clock` to the system clock.
+///
+/// ```
+/// use consentry::Integrations;
+/// use consentry::store::MemoryStore;
+/// use consentry::url::Url;
+/// use consentry::vault::Keyring;
+/// # use consentry::connector::{Catalogue, ClientRegistration};
+/// # let google = Catalogue::builtin()?.connector("google",
+/// #     ClientRegistration::new("app").with_secret(consentry::secret::ClientSecret::new("s")))?;
+/// let integrations = Integrations::builder()
+///     .store(MemoryStore::new())
+///     .keyring(Keyring::generate()?)
+/// #   .http(consentry::integrations::doc_support::provider(true))
+///     .connector(google)
+///     .redirect_uri(Url::parse("https://app.example/oauth/callback")?)
+///     .build()?;
+/// # let _ = integrations;
+/// assert!(Integrations::builder().build().is_err()); // the required parts are missing
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[must_use]
 pub struct IntegrationsBuilder {
     store: Option<Arc<dyn Store>>,
@@ -149,12 +195,38 @@ impl fmt::Debug for IntegrationsBuilder {
 
 impl IntegrationsBuilder {
     /// Where everything is kept.
+    ///
+    /// ```
+    /// use consentry::store::{ConnectionStore, MemoryStore};
+    /// # use consentry::integrations::doc_support;
+    /// # use consentry::{ConnectionId, Error, Purpose, Scope, UserId};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # let builder = doc_support::builder()?;
+    /// let store = MemoryStore::new(); // clones share the data
+    /// let integrations = builder.store(store.clone()).build()?;
+    /// # let user = UserId::new("ada")?;
+    /// # doc_support::connect(&integrations, &user).await?;
+    /// // ... the user connects an account ...
+    /// assert_eq!(store.list_connections(&user).await?.len(), 1);
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub fn store(mut self, store: impl Store) -> Self {
         self.store = Some(Arc::new(store));
         self
     }
 
     /// The keyring that wraps the vault's data keys.
+    ///
+    /// ```
+    /// use consentry::vault::Keyring;
+    /// # let builder = consentry::integrations::doc_support::builder()?;
+    /// let keyring = Keyring::generate()?; // in production: Keyring::from_env("CONSENTRY_KEYS")?
+    /// let primary = keyring.primary().clone();
+    /// let integrations = builder.keyring(keyring).build()?;
+    /// assert_eq!(integrations.vault().keyring().primary(), &primary);
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn keyring(mut self, keyring: Keyring) -> Self {
         self.keyring = Some(keyring);
         self
@@ -162,36 +234,139 @@ impl IntegrationsBuilder {
 
     /// The HTTP client used to talk to providers. It must not follow
     /// redirects.
+    ///
+    /// ```
+    /// use consentry::ErrorKind;
+    /// use consentry::http::{self, HttpError, HttpErrorKind, HttpRequest};
+    /// # use consentry::integrations::doc_support;
+    /// # use consentry::{ConnectionId, Error, Purpose, Scope, UserId};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # let builder = doc_support::builder()?;
+    /// let offline = http::from_fn(|_: HttpRequest| async {
+    ///     Err(HttpError::from_kind(HttpErrorKind::Connect))
+    /// });
+    /// let integrations = builder.http(offline).build()?;
+    /// # let user = UserId::new("ada")?;
+    /// # let start = integrations.begin_connect(&user, &"acme".parse()?, &[]).await?;
+    /// # let callback = doc_support::callback(&start)?;
+    /// let err = integrations.complete_connect(&user, &callback).await.unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::Unavailable); // the code exchange could not be sent
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub fn http(mut self, http: impl HttpClient) -> Self {
         self.http = Some(Arc::new(http));
         self
     }
 
     /// Adds a connector; a later one with the same id replaces it.
+    ///
+    /// ```
+    /// # use consentry::integrations::doc_support;
+    /// # use consentry::{ConnectionId, Error, Purpose, Scope, UserId};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # let builder = doc_support::builder()?;
+    /// # use consentry::connector::{Catalogue, ClientRegistration};
+    /// # let google = Catalogue::builtin()?.connector("google",
+    /// #     ClientRegistration::new("app").with_secret(consentry::secret::ClientSecret::new("s")))?;
+    /// let integrations = builder.connector(google).build()?;
+    /// let start = integrations.begin_connect(&UserId::new("ada")?, &"google".parse()?, &[]).await?;
+    /// assert_eq!(start.authorize_url.host_str(), Some("accounts.google.com"));
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub fn connector(mut self, connector: impl Connector) -> Self {
         self.connectors.push(Arc::new(connector));
         self
     }
 
     /// The exact redirect URI registered with the providers.
+    ///
+    /// ```
+    /// use consentry::url::Url;
+    /// # use consentry::integrations::doc_support;
+    /// # use consentry::{ConnectionId, Error, Purpose, Scope, UserId};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # let builder = doc_support::builder()?;
+    /// let integrations = builder.redirect_uri(Url::parse("https://app.example/connect/done")?).build()?;
+    /// let start = integrations.begin_connect(&UserId::new("ada")?, &"acme".parse()?, &[]).await?;
+    /// let mut query = start.authorize_url.query_pairs();
+    /// let sent = query.find(|(k, _)| k == "redirect_uri").map(|(_, v)| v.into_owned());
+    /// assert_eq!(sent.as_deref(), Some("https://app.example/connect/done"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     pub fn redirect_uri(mut self, uri: Url) -> Self {
         self.redirect_uri = Some(uri);
         self
     }
 
     /// The clock (tests use [`ManualClock`](crate::clock::ManualClock)).
+    ///
+    /// ```
+    /// use std::time::{Duration, UNIX_EPOCH};
+    /// use consentry::clock::ManualClock;
+    /// # use consentry::integrations::doc_support;
+    /// # use consentry::{ConnectionId, Error, Purpose, Scope, UserId};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # let builder = doc_support::builder()?;
+    /// let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    /// let integrations = builder.clock(ManualClock::new(now)).build()?;
+    /// let start = integrations.begin_connect(&UserId::new("ada")?, &"acme".parse()?, &[]).await?;
+    /// assert_eq!(start.expires_at, now + Duration::from_secs(600)); // the clock's now, plus 10 min
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
         self
     }
 
     /// Refresh access tokens that expire within `margin` (default 5 min).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # use consentry::integrations::doc_support;
+    /// # use consentry::{ConnectionId, Error, Purpose, Scope, UserId};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # let builder = doc_support::builder()?;
+    /// // Acme's tokens live an hour: with a two-hour margin, every call refreshes.
+    /// let integrations = builder.refresh_margin(Duration::from_secs(2 * 3600)).build()?;
+    /// # let user = UserId::new("ada")?;
+    /// # let conn = doc_support::connect(&integrations, &user).await?;
+    /// # let crm = Purpose::new("crm_sync")?;
+    /// # integrations.grant_consent(&user, &conn.id, &crm).await?;
+    /// let token = integrations.access_token(&user, &conn.id, &crm).await?;
+    /// assert_eq!(token.secret.expose_secret(), "acme-at-2"); // refreshed (connecting gave acme-at-1)
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub fn refresh_margin(mut self, margin: Duration) -> Self {
         self.options.refresh_margin = margin;
         self
     }
 
     /// How long an authorization may take (default 10 min, at most 1 h).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use consentry::clock::ManualClock;
+    /// use consentry::oauth::CallbackError;
+    /// # use consentry::integrations::doc_support;
+    /// # use consentry::{ConnectionId, Error, Purpose, Scope, UserId};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # let builder = doc_support::builder()?;
+    /// # let user = UserId::new("ada")?;
+    /// let clock = ManualClock::starting_now();
+    /// let integrations = builder.clock(clock.clone()).authorization_ttl(Duration::from_secs(120)).build()?;
+    /// let start = integrations.begin_connect(&user, &"acme".parse()?, &[]).await?;
+    /// clock.advance(Duration::from_secs(121)); // the user took too long
+    /// # let callback = doc_support::callback(&start)?;
+    /// let late = integrations.complete_connect(&user, &callback).await;
+    /// assert!(matches!(late, Err(Error::Callback(CallbackError::InvalidState))));
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub fn authorization_ttl(mut self, ttl: Duration) -> Self {
         self.options.state_ttl = ttl.min(Duration::from_secs(3600));
         self
@@ -202,6 +377,24 @@ impl IntegrationsBuilder {
     /// longer than the HTTP client's total timeout. `None` turns it off
     /// (then only compare-and-swap protects the stored tokens, and two
     /// processes may both call the provider).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # use consentry::integrations::doc_support;
+    /// # use consentry::{ConnectionId, Error, Purpose, Scope, UserId};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # let builder = doc_support::builder()?;
+    /// // A single process: compare-and-swap alone protects the stored tokens.
+    /// let integrations = builder.refresh_lease(None).refresh_margin(Duration::from_secs(2 * 3600)).build()?;
+    /// # let user = UserId::new("ada")?;
+    /// # let conn = doc_support::connect(&integrations, &user).await?;
+    /// # let crm = Purpose::new("crm_sync")?;
+    /// # integrations.grant_consent(&user, &conn.id, &crm).await?;
+    /// let token = integrations.access_token(&user, &conn.id, &crm).await?;
+    /// assert_eq!(token.secret.expose_secret(), "acme-at-2"); // refreshed without a lease
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub fn refresh_lease(mut self, lease: Option<Duration>) -> Self {
         self.options.refresh_lease = lease;
         self
@@ -209,13 +402,50 @@ impl IntegrationsBuilder {
 
     /// The version of the consent text recorded with consent changes made
     /// through [`Integrations::grant_consent`] (default `"1"`).
+    ///
+    /// ```
+    /// # use consentry::integrations::doc_support;
+    /// # use consentry::{ConnectionId, Error, Purpose, Scope, UserId};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # let builder = doc_support::builder()?;
+    /// # let user = UserId::new("ada")?;
+    /// let integrations = builder.policy_version("2026-01").build()?;
+    /// # let conn = doc_support::connect(&integrations, &user).await?;
+    /// integrations.grant_consent(&user, &conn.id, &Purpose::new("crm_sync")?).await?;
+    /// assert_eq!(integrations.consent_history(&user).await?[0].policy_version, "2026-01");
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub fn policy_version(mut self, version: impl Into<String>) -> Self {
         self.options.policy_version = version.into();
         self
     }
 
-    /// How often [`Integrations::maintenance`] runs (default 60 s) and how
-    /// many connections or revocations it handles per round (default 100).
+    /// How often [`Integrations::maintenance`] runs (default 60 s, at least
+    /// 10 ms) and how many connections or revocations it handles per round
+    /// (default 100, from 1 to 10 000).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use consentry::clock::ManualClock;
+    /// use consentry::events::EventKind;
+    /// # use consentry::integrations::doc_support;
+    /// # use consentry::{ConnectionId, Error, Purpose, Scope, UserId};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # let builder = doc_support::builder()?;
+    /// # let user = UserId::new("ada")?;
+    /// let clock = ManualClock::starting_now();
+    /// let integrations = builder.clock(clock.clone()).maintenance(Duration::from_millis(20), 10).build()?;
+    /// # doc_support::connect(&integrations, &user).await?;
+    /// let mut events = integrations.subscribe();
+    /// let task = tokio::spawn(integrations.maintenance());
+    /// tokio::time::sleep(Duration::from_millis(50)).await; // a round or two: nothing to do yet
+    /// clock.advance(Duration::from_secs(3500)); // now the token expires in 100 s
+    /// assert_eq!(events.recv().await.expect("an event").kind, EventKind::Refreshed); // at the next round
+    /// task.abort();
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub fn maintenance(mut self, interval: Duration, batch: usize) -> Self {
         self.options.maintenance_interval = interval.max(Duration::from_millis(10));
         self.options.maintenance_batch = batch.clamp(1, 10_000);
@@ -223,6 +453,17 @@ impl IntegrationsBuilder {
     }
 
     /// Builds.
+    ///
+    /// ```
+    /// use consentry::{ErrorKind, Integrations};
+    /// use consentry::url::Url;
+    /// # let builder = consentry::integrations::doc_support::builder()?;
+    /// let err = Integrations::builder().build().unwrap_err();
+    /// assert_eq!(err.to_string(), "invalid integrations: a store is required");
+    /// let plain_http = builder.redirect_uri(Url::parse("http://app.example/callback")?).build();
+    /// assert_eq!(plain_http.unwrap_err().kind(), ErrorKind::InvalidInput); // https, or http on loopback
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::InvalidInput`] if a required part is missing, the redirect
@@ -295,6 +536,12 @@ fn default_http() -> Result<Arc<dyn HttpClient>> {
 
 impl Integrations {
     /// Starts building.
+    ///
+    /// ```
+    /// use consentry::Integrations;
+    /// let builder = Integrations::builder(); // then store, keyring, connector, redirect_uri, ...
+    /// assert!(builder.build().is_err()); // nothing set yet
+    /// ```
     pub fn builder() -> IntegrationsBuilder {
         IntegrationsBuilder {
             store: None,
@@ -308,16 +555,66 @@ impl Integrations {
     }
 
     /// The vault (for credentials the host manages itself).
+    ///
+    /// ```
+    /// use consentry::secrecy::{ExposeSecret, SecretString};
+    /// use consentry::vault::CredentialKind;
+    /// # use consentry::integrations::doc_support;
+    /// # use consentry::{ConnectionId, Error, Purpose, Scope, UserId};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # let integrations = doc_support::integrations()?;
+    /// # let user = UserId::new("ada")?;
+    /// # let conn = ConnectionId::new("my-api-key")?;
+    /// // A credential the host manages itself, sealed like the OAuth tokens:
+    /// let vault = integrations.vault();
+    /// vault.put(&user, &conn, CredentialKind::ApiKey, SecretString::from("key-123")).await?;
+    /// let key = vault.get(&user, &conn, CredentialKind::ApiKey).await?;
+    /// assert_eq!(key.value.expose_secret(), "key-123");
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub fn vault(&self) -> &Vault {
         &self.inner.vault
     }
 
     /// Subscribes to events (see [`events`](crate::events)).
+    ///
+    /// ```
+    /// use consentry::events::EventKind;
+    /// # use consentry::integrations::doc_support;
+    /// # use consentry::{ConnectionId, Error, Purpose, Scope, UserId};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # let integrations = doc_support::integrations()?;
+    /// # let user = UserId::new("ada")?;
+    /// # let conn = doc_support::connect(&integrations, &user).await?;
+    /// let mut events = integrations.subscribe();
+    /// integrations.grant_consent(&user, &conn.id, &Purpose::new("crm_sync")?).await?;
+    /// let event = events.recv().await.expect("an event");
+    /// assert_eq!(event.kind, EventKind::ConsentGranted);
+    /// assert_eq!(event.purpose, Some(Purpose::new("crm_sync")?));
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub fn subscribe(&self) -> Subscription {
         self.inner.events.subscribe()
     }
 
     /// Every connection of `user`, with status and health.
+    ///
+    /// ```
+    /// # use consentry::integrations::doc_support;
+    /// # use consentry::{ConnectionId, Error, Purpose, Scope, UserId};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # let integrations = doc_support::integrations()?;
+    /// # let user = UserId::new("ada")?;
+    /// # let conn = doc_support::connect(&integrations, &user).await?;
+    /// let connections = integrations.connections(&user).await?;
+    /// assert_eq!(connections.len(), 1);
+    /// assert_eq!(connections[0].account.name.as_deref(), Some("Ada"));
+    /// assert!(integrations.connections(&UserId::new("bob")?).await?.is_empty());
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     ///
     /// # Errors
     /// Storage errors.
@@ -326,6 +623,23 @@ impl Integrations {
     }
 
     /// One connection of `user`.
+    ///
+    /// ```
+    /// use consentry::ConnectionStatus;
+    /// # use consentry::integrations::doc_support;
+    /// # use consentry::{ConnectionId, Error, Purpose, Scope, UserId};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # let integrations = doc_support::integrations()?;
+    /// # let user = UserId::new("ada")?;
+    /// # let conn = doc_support::connect(&integrations, &user).await?;
+    /// let c = integrations.connection(&user, &conn.id).await?;
+    /// assert_eq!(c.status, ConnectionStatus::Active);
+    /// // Another user cannot see it:
+    /// let other = integrations.connection(&UserId::new("mallory")?, &conn.id).await;
+    /// assert!(matches!(other, Err(Error::NotFound { .. })));
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     ///
     /// # Errors
     /// [`Error::NotFound`] if there is none.
@@ -339,6 +653,22 @@ impl Integrations {
 
     /// Records that `user` consents to `purpose` for `connection`, as the
     /// user themselves, under the configured policy version.
+    ///
+    /// ```
+    /// # use consentry::integrations::doc_support;
+    /// # use consentry::{ConnectionId, Error, Purpose, Scope, UserId};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # let integrations = doc_support::integrations()?;
+    /// # let user = UserId::new("ada")?;
+    /// # let conn = doc_support::connect(&integrations, &user).await?;
+    /// let crm = Purpose::new("crm_sync")?;
+    /// let before = integrations.access_token(&user, &conn.id, &crm).await;
+    /// assert!(matches!(before, Err(Error::ConsentRequired { .. })));
+    /// integrations.grant_consent(&user, &conn.id, &crm).await?;
+    /// assert!(integrations.access_token(&user, &conn.id, &crm).await.is_ok());
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     ///
     /// # Errors
     /// [`Error::NotFound`] if the connection does not exist.
@@ -354,6 +684,23 @@ impl Integrations {
     }
 
     /// Records that `user` withdraws consent to `purpose` for `connection`.
+    ///
+    /// ```
+    /// # use consentry::integrations::doc_support;
+    /// # use consentry::{ConnectionId, Error, Purpose, Scope, UserId};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # let integrations = doc_support::integrations()?;
+    /// # let user = UserId::new("ada")?;
+    /// # let conn = doc_support::connect(&integrations, &user).await?;
+    /// # let crm = Purpose::new("crm_sync")?;
+    /// # integrations.grant_consent(&user, &conn.id, &crm).await?;
+    /// integrations.revoke_consent(&user, &conn.id, &crm).await?;
+    /// let refused = integrations.access_token(&user, &conn.id, &crm).await;
+    /// assert!(matches!(refused, Err(Error::ConsentRequired { .. })));
+    /// assert_eq!(integrations.consent_history(&user).await?.len(), 2); // the grant is kept too
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     ///
     /// # Errors
     /// [`Error::NotFound`] if the connection does not exist.
@@ -371,6 +718,22 @@ impl Integrations {
     /// Records a consent change made by `actor` (an admin, a support agent,
     /// a migration job): appended to the ledger with the configured policy
     /// version.
+    ///
+    /// ```
+    /// # use consentry::integrations::doc_support;
+    /// # use consentry::{ConnectionId, Error, Purpose, Scope, UserId};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # let integrations = doc_support::integrations()?;
+    /// # let user = UserId::new("ada")?;
+    /// # let conn = doc_support::connect(&integrations, &user).await?;
+    /// # let crm = Purpose::new("crm_sync")?;
+    /// integrations.record_consent(&user, &conn.id, &crm, true, "admin:grace").await?;
+    /// let history = integrations.consent_history(&user).await?;
+    /// assert_eq!((history[0].actor.as_str(), history[0].granted), ("admin:grace", true));
+    /// assert!(integrations.record_consent(&user, &conn.id, &crm, true, "two\nlines").await.is_err());
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     ///
     /// # Errors
     /// [`Error::NotFound`] if the connection does not exist;
@@ -414,6 +777,22 @@ impl Integrations {
 
     /// The purposes `user` currently consents to for `connection`.
     ///
+    /// ```
+    /// # use consentry::integrations::doc_support;
+    /// # use consentry::{ConnectionId, Error, Purpose, Scope, UserId};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # let integrations = doc_support::integrations()?;
+    /// # let user = UserId::new("ada")?;
+    /// # let conn = doc_support::connect(&integrations, &user).await?;
+    /// let (crm, analytics) = (Purpose::new("crm_sync")?, Purpose::new("analytics")?);
+    /// integrations.grant_consent(&user, &conn.id, &crm).await?;
+    /// integrations.grant_consent(&user, &conn.id, &analytics).await?;
+    /// integrations.revoke_consent(&user, &conn.id, &analytics).await?;
+    /// assert_eq!(integrations.consented_purposes(&user, &conn.id).await?, [crm]);
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
+    ///
     /// # Errors
     /// Storage errors.
     pub async fn consented_purposes(
@@ -425,6 +804,24 @@ impl Integrations {
     }
 
     /// The consent ledger of `user`, oldest first.
+    ///
+    /// ```
+    /// # use consentry::integrations::doc_support;
+    /// # use consentry::{ConnectionId, Error, Purpose, Scope, UserId};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # let integrations = doc_support::integrations()?;
+    /// # let user = UserId::new("ada")?;
+    /// # let conn = doc_support::connect(&integrations, &user).await?;
+    /// # let crm = Purpose::new("crm_sync")?;
+    /// # integrations.grant_consent(&user, &conn.id, &crm).await?;
+    /// integrations.revoke_consent(&user, &conn.id, &crm).await?;
+    /// let history = integrations.consent_history(&user).await?;
+    /// let changes: Vec<bool> = history.iter().map(|e| e.granted).collect();
+    /// assert_eq!(changes, [true, false]); // oldest first
+    /// assert_eq!(history[0].actor, "user:ada");
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     ///
     /// # Errors
     /// Storage errors.

@@ -28,6 +28,23 @@ use crate::store::{ConnectionWrite, CredentialKey, StoredCredential};
 use crate::vault::{CredentialKind, CredentialUpdate, Version};
 
 /// A usable access token, with what it is good for.
+///
+/// ```
+/// # use consentry::integrations::doc_support;
+/// # use consentry::{ConnectionId, Error, Purpose, Scope, UserId};
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// # let integrations = doc_support::integrations()?;
+/// # let user = UserId::new("ada")?;
+/// # let conn = doc_support::connect(&integrations, &user).await?;
+/// # let crm = Purpose::new("crm_sync")?;
+/// # integrations.grant_consent(&user, &conn.id, &crm).await?;
+/// let token = integrations.access_token(&user, &conn.id, &crm).await?;
+/// assert_eq!(token.scopes, [Scope::new("contacts.read")?]);
+/// assert!(token.expires_at.is_some()); // Acme said: in an hour
+/// assert_eq!(format!("{:?}", token.secret), "AccessToken([REDACTED])");
+/// # Ok::<(), consentry::Error>(())
+/// # }).unwrap();
+/// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct AccessToken {
@@ -57,6 +74,23 @@ pub struct TokenOptions {
 impl TokenOptions {
     /// Refuse with [`Error::InsufficientScope`] unless the connection was
     /// granted `scope`.
+    ///
+    /// ```
+    /// use consentry::integrations::TokenOptions;
+    /// # use consentry::integrations::doc_support;
+    /// # use consentry::{ConnectionId, Error, Purpose, Scope, UserId};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # let integrations = doc_support::integrations()?;
+    /// # let user = UserId::new("ada")?;
+    /// # let conn = doc_support::connect(&integrations, &user).await?;
+    /// # let crm = Purpose::new("crm_sync")?;
+    /// # integrations.grant_consent(&user, &conn.id, &crm).await?;
+    /// let options = TokenOptions::default().require_scope(Scope::new("contacts.write")?);
+    /// let err = integrations.access_token_with(&user, &conn.id, &crm, &options).await.unwrap_err();
+    /// assert!(matches!(err, Error::InsufficientScope { .. })); // only contacts.read was granted
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     #[must_use]
     pub fn require_scope(mut self, scope: Scope) -> Self {
         self.required_scopes.push(scope);
@@ -67,6 +101,27 @@ impl TokenOptions {
     /// `version` (for a caller whose request was just answered 401 with
     /// it); if another caller has refreshed meanwhile, its token is
     /// returned instead.
+    ///
+    /// ```
+    /// use consentry::integrations::TokenOptions;
+    /// use consentry::vault::CredentialKind;
+    /// # use consentry::integrations::doc_support;
+    /// # use consentry::{ConnectionId, Error, Purpose, Scope, UserId};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # let integrations = doc_support::integrations()?;
+    /// # let user = UserId::new("ada")?;
+    /// # let conn = doc_support::connect(&integrations, &user).await?;
+    /// # let crm = Purpose::new("crm_sync")?;
+    /// # integrations.grant_consent(&user, &conn.id, &crm).await?;
+    /// let token = integrations.access_token(&user, &conn.id, &crm).await?;
+    /// let version = integrations.vault().get(&user, &conn.id, CredentialKind::AccessToken).await?.version;
+    /// // The API answered 401 to `token`: ask for a new one, unless another caller got it already.
+    /// let options = TokenOptions::default().refresh_if_version(version);
+    /// let fresh = integrations.access_token_with(&user, &conn.id, &crm, &options).await?;
+    /// assert_ne!(fresh.secret.expose_secret(), token.secret.expose_secret());
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     #[must_use]
     pub fn refresh_if_version(mut self, version: Version) -> Self {
         self.refresh_if_version = Some(version);
@@ -137,6 +192,24 @@ impl Integrations {
     /// without the user's consent to that purpose, refreshed first when it
     /// expires within the refresh margin.
     ///
+    /// ```
+    /// # use consentry::integrations::doc_support;
+    /// # use consentry::{ConnectionId, Error, Purpose, Scope, UserId};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # let integrations = doc_support::integrations()?;
+    /// # let user = UserId::new("ada")?;
+    /// # let conn = doc_support::connect(&integrations, &user).await?;
+    /// let crm = Purpose::new("crm_sync")?;
+    /// integrations.grant_consent(&user, &conn.id, &crm).await?; // the user agrees to CRM sync
+    /// let token = integrations.access_token(&user, &conn.id, &crm).await?;
+    /// assert_eq!(token.secret.expose_secret(), "acme-at-1"); // send it as a bearer token
+    /// let marketing = Purpose::new("marketing")?; // the user never consented to this one
+    /// let refused = integrations.access_token(&user, &conn.id, &marketing).await;
+    /// assert!(matches!(refused, Err(Error::ConsentRequired { .. })));
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
+    ///
     /// # Errors
     /// [`Error::NotFound`] (no such connection), [`Error::ConsentRequired`],
     /// [`Error::ReauthRequired`] (the user must connect again),
@@ -154,6 +227,23 @@ impl Integrations {
 
     /// [`Integrations::access_token`] with options: required scopes, a
     /// forced refresh after a 401.
+    ///
+    /// ```
+    /// use consentry::integrations::TokenOptions;
+    /// # use consentry::integrations::doc_support;
+    /// # use consentry::{ConnectionId, Error, Purpose, Scope, UserId};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # let integrations = doc_support::integrations()?;
+    /// # let user = UserId::new("ada")?;
+    /// # let conn = doc_support::connect(&integrations, &user).await?;
+    /// # let crm = Purpose::new("crm_sync")?;
+    /// # integrations.grant_consent(&user, &conn.id, &crm).await?;
+    /// let options = TokenOptions::default().require_scope(Scope::new("contacts.read")?);
+    /// let token = integrations.access_token_with(&user, &conn.id, &crm, &options).await?;
+    /// assert!(token.scopes.contains(&Scope::new("contacts.read")?));
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     ///
     /// # Errors
     /// As [`Integrations::access_token`], and
@@ -225,6 +315,25 @@ impl Integrations {
     /// Refreshes `connection` now, unless its token is fresh (the proactive
     /// refresher and tests use this). Shares an in-flight refresh like
     /// [`Integrations::access_token`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # use consentry::integrations::doc_support;
+    /// # use consentry::{ConnectionId, Error, Purpose, Scope, UserId};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # let clock = consentry::clock::ManualClock::starting_now();
+    /// # let integrations = doc_support::builder()?.clock(clock.clone()).build()?;
+    /// # let user = UserId::new("ada")?;
+    /// # let conn = doc_support::connect(&integrations, &user).await?;
+    /// clock.advance(Duration::from_secs(3500)); // within the refresh margin of the expiry
+    /// integrations.refresh_connection(&user, &conn.id).await?;
+    /// let c = integrations.connection(&user, &conn.id).await?;
+    /// assert!(c.health.last_refresh_ok.is_some());
+    /// integrations.refresh_connection(&user, &conn.id).await?; // fresh now: left alone
+    /// assert_eq!(integrations.connection(&user, &conn.id).await?.revision, c.revision);
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     ///
     /// # Errors
     /// As [`Integrations::access_token`], without the consent check.

@@ -12,6 +12,18 @@ use crate::http::{HttpRequest, HttpResponse};
 use crate::secret::AccessToken;
 
 /// The largest account response body accepted, in bytes (1 MiB).
+///
+/// ```
+/// use consentry::Error;
+/// use consentry::connector::AccountSource;
+/// use consentry::http::Response;
+/// use consentry::oauth::{parse_account, MAX_ACCOUNT_RESPONSE_BYTES};
+/// use consentry::url::Url;
+/// let src = AccountSource::userinfo(Url::parse("https://id.example/userinfo")?);
+/// let huge = Response::new(vec![b' '; MAX_ACCOUNT_RESPONSE_BYTES + 1]);
+/// assert!(matches!(parse_account(&src, &huge), Err(Error::InvalidResponse { .. })));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub const MAX_ACCOUNT_RESPONSE_BYTES: usize = 1024 * 1024;
 
 /// The longest account id accepted, in bytes.

@@ -8,6 +8,23 @@ use crate::connector::OAuth2Config;
 use crate::error::{Error, Result};
 
 /// The longest callback URL accepted, in bytes (16 KiB).
+///
+/// ```
+/// use consentry::Error;
+/// use consentry::oauth::{parse_callback, CallbackError, MAX_CALLBACK_URL_LEN};
+/// # use consentry::connector::{ClientAuth, OAuth2Connector};
+/// # use consentry::url::Url;
+/// # let acme = OAuth2Connector::builder("acme".parse()?)
+/// #     .authorization_url(Url::parse("https://acme.example/authorize")?)
+/// #     .token_url(Url::parse("https://acme.example/token")?)
+/// #     .introspection_url(Url::parse("https://acme.example/introspect")?)
+/// #     .client_id("app").client_auth(ClientAuth::None).build()?;
+/// let redirect = Url::parse("https://app.example/cb")?;
+/// let long = Url::parse(&format!("{redirect}?code=c&state=s&pad={}", "x".repeat(MAX_CALLBACK_URL_LEN)))?;
+/// let err = parse_callback(acme.config(), &long, &redirect).unwrap_err();
+/// assert!(matches!(err, Error::Callback(CallbackError::TooLong)));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub const MAX_CALLBACK_URL_LEN: usize = 16 * 1024;
 
 /// The longest `state` or `iss` value accepted, in bytes.

@@ -3,9 +3,35 @@
 use std::fmt;
 
 /// The longest provider-supplied description kept, in characters.
+///
+/// ```
+/// use consentry::Error;
+/// use consentry::http::Response;
+/// use consentry::oauth::{parse_token_response, MAX_DESCRIPTION_CHARS};
+/// # use consentry::connector::{ClientAuth, OAuth2Connector};
+/// # use consentry::url::Url;
+/// # let acme = OAuth2Connector::builder("acme".parse()?)
+/// #     .authorization_url(Url::parse("https://acme.example/authorize")?)
+/// #     .token_url(Url::parse("https://acme.example/token")?)
+/// #     .introspection_url(Url::parse("https://acme.example/introspect")?)
+/// #     .client_id("app").client_auth(ClientAuth::None).build()?;
+/// let body = format!(r#"{{"error":"invalid_grant","error_description":"{}"}}"#, "x".repeat(1000));
+/// let response = Response::builder().status(400).body(body.into_bytes())?;
+/// let Err(Error::OAuth { description: Some(d), .. }) = parse_token_response(acme.config(), &response) else {
+///     unreachable!()
+/// };
+/// assert_eq!(d.chars().count(), MAX_DESCRIPTION_CHARS + 1); // cut, and marked with '…'
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub const MAX_DESCRIPTION_CHARS: usize = 256;
 
 /// The longest unrecognised error code kept, in characters.
+///
+/// ```
+/// use consentry::oauth::{OAuthErrorCode, MAX_ERROR_CODE_CHARS};
+/// let long = OAuthErrorCode::parse(&"x".repeat(1000));
+/// assert_eq!(long.as_str().len(), MAX_ERROR_CODE_CHARS);
+/// ```
 pub const MAX_ERROR_CODE_CHARS: usize = 64;
 
 /// An OAuth 2.0 error code (RFC 6749 §4.1.2.1 and §5.2, OpenID Connect Core
@@ -71,6 +97,13 @@ impl OAuthErrorCode {
     /// Maps a wire error code to a variant. Never fails: unknown codes become
     /// [`OAuthErrorCode::Other`], stripped to RFC 6749's error-code
     /// characters (`%x20-21 / %x23-5B / %x5D-7E`) and bounded.
+    ///
+    /// ```
+    /// use consentry::oauth::OAuthErrorCode;
+    /// assert_eq!(OAuthErrorCode::parse("access_denied"), OAuthErrorCode::AccessDenied);
+    /// // Unknown codes are kept, without characters RFC 6749 does not allow:
+    /// assert_eq!(OAuthErrorCode::parse("bad_verification_code\"\n").as_str(), "bad_verification_code");
+    /// ```
     pub fn parse(code: &str) -> Self {
         match code {
             "invalid_request" => Self::InvalidRequest,

@@ -19,6 +19,22 @@ use crate::oauth::Nonce;
 use crate::secret::{IdToken, constant_time_eq};
 
 /// The largest ID token accepted, in bytes.
+///
+/// ```
+/// use consentry::Error;
+/// use consentry::oauth::{id_token_account, MAX_ID_TOKEN_LEN};
+/// use consentry::secret::IdToken;
+/// # use consentry::connector::{ClientAuth, OAuth2Connector};
+/// # use consentry::url::Url;
+/// # let acme = OAuth2Connector::builder("acme".parse()?)
+/// #     .authorization_url(Url::parse("https://acme.example/authorize")?)
+/// #     .token_url(Url::parse("https://acme.example/token")?)
+/// #     .introspection_url(Url::parse("https://acme.example/introspect")?)
+/// #     .client_id("app").client_auth(ClientAuth::None).build()?;
+/// let huge = IdToken::new("a".repeat(MAX_ID_TOKEN_LEN + 1));
+/// assert!(matches!(id_token_account(acme.config(), &huge, None), Err(Error::InvalidResponse { .. })));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub const MAX_ID_TOKEN_LEN: usize = 16 * 1024;
 
 fn invalid(reason: impl Into<String>) -> Error {

@@ -107,6 +107,25 @@ fn text(v: Option<&Value>) -> Option<String> {
 
 /// Parses an introspection response (RFC 7662 §2.2).
 ///
+/// ```
+/// use consentry::Error;
+/// use consentry::http::Response;
+/// use consentry::oauth::{parse_introspection, OAuthErrorCode};
+/// # use consentry::connector::{ClientAuth, OAuth2Connector};
+/// # use consentry::url::Url;
+/// # let acme = OAuth2Connector::builder("acme".parse()?)
+/// #     .authorization_url(Url::parse("https://acme.example/authorize")?)
+/// #     .token_url(Url::parse("https://acme.example/token")?)
+/// #     .introspection_url(Url::parse("https://acme.example/introspect")?)
+/// #     .client_id("app").client_auth(ClientAuth::None).build()?;
+/// let refused = Response::builder().status(401).body(br#"{"error":"invalid_client"}"#.to_vec())?;
+/// let err = parse_introspection(acme.config(), &refused).unwrap_err();
+/// assert!(matches!(err, Error::OAuth { error: OAuthErrorCode::InvalidClient, .. }));
+/// let no_active = Response::new(br#"{"sub":"u1"}"#.to_vec());
+/// assert!(matches!(parse_introspection(acme.config(), &no_active), Err(Error::InvalidResponse { .. })));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
 /// # Errors
 /// [`Error::OAuth`] or [`Error::UpstreamStatus`] for a non-2xx response;
 /// [`Error::InvalidResponse`] if the body is too large, not a JSON object,

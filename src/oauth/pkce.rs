@@ -30,6 +30,14 @@ pub struct PkceVerifier(SecretString);
 impl PkceVerifier {
     /// A fresh verifier: 32 random bytes, base64url (43 characters).
     ///
+    /// ```
+    /// use consentry::oauth::PkceVerifier;
+    /// let (a, b) = (PkceVerifier::generate()?, PkceVerifier::generate()?);
+    /// assert_ne!(a.expose_secret(), b.expose_secret());
+    /// assert!(PkceVerifier::parse(a.expose_secret()).is_ok()); // valid syntax
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// [`Error::Random`] if the system RNG fails.
     pub fn generate() -> Result<Self> {
@@ -39,6 +47,13 @@ impl PkceVerifier {
     }
 
     /// Wraps a stored verifier after checking its syntax.
+    ///
+    /// ```
+    /// use consentry::oauth::PkceVerifier;
+    /// assert!(PkceVerifier::parse("a".repeat(43)).is_ok());
+    /// assert!(PkceVerifier::parse("a".repeat(42)).is_err()); // too short
+    /// assert!(PkceVerifier::parse(format!("{}+", "a".repeat(43))).is_err()); // '+' is not unreserved
+    /// ```
     ///
     /// # Errors
     /// [`Error::InvalidInput`] if it is not 43 to 128 unreserved characters.
@@ -59,11 +74,28 @@ impl PkceVerifier {
 
     /// The verifier, to store with the pending authorization and to send in
     /// the token request.
+    ///
+    /// ```
+    /// use consentry::oauth::PkceVerifier;
+    /// let v = PkceVerifier::parse("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk")?;
+    /// assert_eq!(v.expose_secret(), "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk");
+    /// assert_eq!(format!("{v:?}"), "PkceVerifier([REDACTED])");
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn expose_secret(&self) -> &str {
         self.0.expose_secret()
     }
 
     /// The S256 challenge: base64url(SHA-256(verifier)).
+    ///
+    /// ```
+    /// use consentry::oauth::PkceVerifier;
+    /// // RFC 7636 Appendix B.
+    /// let v = PkceVerifier::parse("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk")?;
+    /// assert_eq!(v.challenge().as_str(), "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
+    /// assert_eq!(v.challenge(), v.challenge()); // deterministic
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn challenge(&self) -> PkceChallenge {
         let digest = Sha256::digest(self.expose_secret().as_bytes());
         PkceChallenge(b64url_encode(&digest))
@@ -90,11 +122,24 @@ pub struct PkceChallenge(String);
 
 impl PkceChallenge {
     /// The challenge value.
+    ///
+    /// ```
+    /// use consentry::oauth::PkceVerifier;
+    /// let challenge = PkceVerifier::parse("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk")?.challenge();
+    /// assert_eq!(challenge.as_str(), "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn as_str(&self) -> &str {
         &self.0
     }
 
     /// The method, always `S256` (`plain` is not offered: RFC 9700 §2.1.1).
+    ///
+    /// ```
+    /// use consentry::oauth::PkceVerifier;
+    /// assert_eq!(PkceVerifier::generate()?.challenge().method(), "S256");
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn method(&self) -> &'static str {
         "S256"
     }

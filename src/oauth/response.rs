@@ -14,13 +14,62 @@ use crate::ids::Scope;
 use crate::secret::{AccessToken, IdToken, RefreshToken};
 
 /// The largest token response body accepted, in bytes (1 MiB).
+///
+/// ```
+/// use consentry::Error;
+/// use consentry::http::Response;
+/// use consentry::oauth::{parse_token_response, MAX_TOKEN_RESPONSE_BYTES};
+/// # use consentry::connector::{ClientAuth, OAuth2Connector};
+/// # use consentry::url::Url;
+/// # let acme = OAuth2Connector::builder("acme".parse()?)
+/// #     .authorization_url(Url::parse("https://acme.example/authorize")?)
+/// #     .token_url(Url::parse("https://acme.example/token")?)
+/// #     .introspection_url(Url::parse("https://acme.example/introspect")?)
+/// #     .client_id("app").client_auth(ClientAuth::None).build()?;
+/// let huge = Response::new(vec![b' '; MAX_TOKEN_RESPONSE_BYTES + 1]);
+/// assert!(matches!(parse_token_response(acme.config(), &huge), Err(Error::InvalidResponse { .. })));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub const MAX_TOKEN_RESPONSE_BYTES: usize = 1024 * 1024;
 
 /// The longest access, refresh or ID token accepted, in bytes (32 KiB).
+///
+/// ```
+/// use consentry::Error;
+/// use consentry::http::Response;
+/// use consentry::oauth::{parse_token_response, MAX_TOKEN_LEN};
+/// # use consentry::connector::{ClientAuth, OAuth2Connector};
+/// # use consentry::url::Url;
+/// # let acme = OAuth2Connector::builder("acme".parse()?)
+/// #     .authorization_url(Url::parse("https://acme.example/authorize")?)
+/// #     .token_url(Url::parse("https://acme.example/token")?)
+/// #     .introspection_url(Url::parse("https://acme.example/introspect")?)
+/// #     .client_id("app").client_auth(ClientAuth::None).build()?;
+/// let body = format!(r#"{{"access_token":"{}","token_type":"Bearer"}}"#, "a".repeat(MAX_TOKEN_LEN + 1));
+/// let result = parse_token_response(acme.config(), &Response::new(body.into_bytes()));
+/// assert!(matches!(result, Err(Error::InvalidResponse { .. })));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub const MAX_TOKEN_LEN: usize = 32 * 1024;
 
 /// The longest lifetime taken from `expires_in` (ten years); longer values
 /// are cut to it, so expiry arithmetic cannot overflow.
+///
+/// ```
+/// use consentry::http::Response;
+/// use consentry::oauth::{parse_token_response, MAX_EXPIRES_IN};
+/// # use consentry::connector::{ClientAuth, OAuth2Connector};
+/// # use consentry::url::Url;
+/// # let acme = OAuth2Connector::builder("acme".parse()?)
+/// #     .authorization_url(Url::parse("https://acme.example/authorize")?)
+/// #     .token_url(Url::parse("https://acme.example/token")?)
+/// #     .introspection_url(Url::parse("https://acme.example/introspect")?)
+/// #     .client_id("app").client_auth(ClientAuth::None).build()?;
+/// let body = br#"{"access_token":"at","token_type":"Bearer","expires_in":99999999999}"#;
+/// let t = parse_token_response(acme.config(), &Response::new(body.to_vec()))?;
+/// assert_eq!(t.expires_in, Some(MAX_EXPIRES_IN)); // cut to ten years
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub const MAX_EXPIRES_IN: Duration = Duration::from_secs(10 * 365 * 24 * 60 * 60);
 
 const WHAT: &str = "token response";
@@ -44,6 +93,12 @@ pub enum TokenType {
 
 impl TokenType {
     /// Maps a wire value; `Bearer` is matched case-insensitively.
+    ///
+    /// ```
+    /// use consentry::oauth::TokenType;
+    /// assert_eq!(TokenType::parse("BEARER"), TokenType::Bearer);
+    /// assert_eq!(TokenType::parse("bot"), TokenType::Other("bot".into()));
+    /// ```
     pub fn parse(s: &str) -> Self {
         if s.eq_ignore_ascii_case("bearer") {
             Self::Bearer
@@ -53,6 +108,12 @@ impl TokenType {
     }
 
     /// The type as text (`Bearer` for [`TokenType::Bearer`]).
+    ///
+    /// ```
+    /// use consentry::oauth::TokenType;
+    /// assert_eq!(TokenType::parse("bearer").as_str(), "Bearer"); // normalised
+    /// assert_eq!(TokenType::parse("DPoP").as_str(), "DPoP");
+    /// ```
     pub fn as_str(&self) -> &str {
         match self {
             Self::Bearer => "Bearer",

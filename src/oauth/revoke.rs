@@ -33,6 +33,13 @@ pub enum RevocableToken<'a> {
 
 impl RevocableToken<'_> {
     /// The `token_type_hint` value.
+    ///
+    /// ```
+    /// use consentry::oauth::RevocableToken;
+    /// use consentry::secret::AccessToken;
+    /// let at = AccessToken::new("ya29.x");
+    /// assert_eq!(RevocableToken::Access(&at).hint(), "access_token");
+    /// ```
     pub fn hint(&self) -> &'static str {
         match self {
             Self::Access(_) => "access_token",
@@ -133,11 +140,23 @@ pub enum RevocationOutcome {
 
 impl RevocationOutcome {
     /// Whether nothing remains to revoke (`Revoked` or `AlreadyInvalid`).
+    ///
+    /// ```
+    /// use consentry::oauth::RevocationOutcome;
+    /// assert!(RevocationOutcome::AlreadyInvalid.is_done()); // nothing left to revoke
+    /// assert!(!RevocationOutcome::RetryLater { retry_after: None }.is_done());
+    /// ```
     pub fn is_done(&self) -> bool {
         matches!(self, Self::Revoked | Self::AlreadyInvalid)
     }
 
     /// Whether the same request should be tried again later.
+    ///
+    /// ```
+    /// use consentry::oauth::RevocationOutcome;
+    /// assert!(RevocationOutcome::RetryLater { retry_after: None }.should_retry());
+    /// assert!(!RevocationOutcome::UnsupportedTokenType.should_retry());
+    /// ```
     pub fn should_retry(&self) -> bool {
         matches!(self, Self::RetryLater { .. })
     }

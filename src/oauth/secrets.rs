@@ -61,6 +61,14 @@ secret_type! {
 impl OAuthState {
     /// A fresh random state (256 bits).
     ///
+    /// ```
+    /// use consentry::oauth::OAuthState;
+    /// let (a, b) = (OAuthState::generate()?, OAuthState::generate()?);
+    /// assert_eq!(a.expose_secret().len(), 43);
+    /// assert!(!a.ct_eq(&b));
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// [`Error::Random`](crate::Error::Random) if the system RNG fails.
     pub fn generate() -> Result<Self> {
@@ -70,6 +78,14 @@ impl OAuthState {
 
 impl Nonce {
     /// A fresh random nonce (256 bits).
+    ///
+    /// ```
+    /// use consentry::oauth::Nonce;
+    /// let (a, b) = (Nonce::generate()?, Nonce::generate()?);
+    /// assert_eq!(a.expose_secret().len(), 43);
+    /// assert_ne!(a.expose_secret(), b.expose_secret());
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::Random`](crate::Error::Random) if the system RNG fails.

@@ -47,6 +47,16 @@ pub struct ConsentEntry {
 
 impl ConsentEntry {
     /// A ledger entry (not yet appended).
+    ///
+    /// ```
+    /// use std::time::UNIX_EPOCH;
+    /// use consentry::store::ConsentEntry;
+    /// let e = ConsentEntry::new("alice".parse()?, "c1".parse()?, "reminders".parse()?, false,
+    ///                           "admin:bob", "2026-01", UNIX_EPOCH);
+    /// assert!(!e.granted); // a withdrawal
+    /// assert_eq!((e.actor.as_str(), e.policy_version.as_str()), ("admin:bob", "2026-01"));
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn new(
         user: UserId,
         connection: ConnectionId,
@@ -70,8 +80,42 @@ impl ConsentEntry {
 }
 
 /// Longest `actor` accepted, in bytes.
+///
+/// ```
+/// use consentry::store::{ConsentStore, MAX_ACTOR_LEN};
+/// # use std::time::UNIX_EPOCH;
+/// # use consentry::{ConnectionId, Purpose, UserId};
+/// # use consentry::store::{ConsentEntry, MemoryStore};
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// # let store = MemoryStore::new();
+/// # let (user, conn) = (UserId::new("alice")?, ConnectionId::new("c1")?);
+/// # let entry = |purpose: &str, granted| ConsentEntry::new(user.clone(), conn.clone(),
+/// #     Purpose::new(purpose).unwrap(), granted, "user:alice", "2026-01", UNIX_EPOCH);
+/// let mut e = entry("matching", true);
+/// e.actor = "a".repeat(MAX_ACTOR_LEN + 1);
+/// assert!(store.append_consent(e).await.is_err());
+/// # Ok::<(), consentry::Error>(())
+/// # }).unwrap();
+/// ```
 pub const MAX_ACTOR_LEN: usize = 255;
 /// Longest `policy_version` accepted, in bytes.
+///
+/// ```
+/// use consentry::store::{ConsentStore, MAX_POLICY_VERSION_LEN};
+/// # use std::time::UNIX_EPOCH;
+/// # use consentry::{ConnectionId, Purpose, UserId};
+/// # use consentry::store::{ConsentEntry, MemoryStore};
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// # let store = MemoryStore::new();
+/// # let (user, conn) = (UserId::new("alice")?, ConnectionId::new("c1")?);
+/// # let entry = |purpose: &str, granted| ConsentEntry::new(user.clone(), conn.clone(),
+/// #     Purpose::new(purpose).unwrap(), granted, "user:alice", "2026-01", UNIX_EPOCH);
+/// let mut e = entry("matching", true);
+/// e.policy_version = "v".repeat(MAX_POLICY_VERSION_LEN + 1);
+/// assert!(store.append_consent(e).await.is_err());
+/// # Ok::<(), consentry::Error>(())
+/// # }).unwrap();
+/// ```
 pub const MAX_POLICY_VERSION_LEN: usize = 64;
 
 /// Checks the free-text fields of an entry (stores call this before
@@ -96,13 +140,69 @@ pub(crate) fn check_entry(entry: &ConsentEntry) -> Result<()> {
 }
 
 /// The consent ledger.
+///
+/// ```
+/// use consentry::store::ConsentStore;
+/// # use std::time::UNIX_EPOCH;
+/// # use consentry::{ConnectionId, Purpose, UserId};
+/// # use consentry::store::{ConsentEntry, MemoryStore};
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// # let store = MemoryStore::new();
+/// # let (user, conn) = (UserId::new("alice")?, ConnectionId::new("c1")?);
+/// # let entry = |purpose: &str, granted| ConsentEntry::new(user.clone(), conn.clone(),
+/// #     Purpose::new(purpose).unwrap(), granted, "user:alice", "2026-01", UNIX_EPOCH);
+/// store.append_consent(entry("matching", true)).await?;
+/// assert_eq!(store.consented_purposes(&user, &conn).await?, [Purpose::new("matching")?]);
+/// store.append_consent(entry("matching", false)).await?;
+/// assert!(store.consented_purposes(&user, &conn).await?.is_empty());
+/// assert_eq!(store.consent_history(&user, Some(&conn)).await?.len(), 2); // the ledger keeps both
+/// # Ok::<(), consentry::Error>(())
+/// # }).unwrap();
+/// ```
 #[async_trait]
 pub trait ConsentStore: Debug + Send + Sync + 'static {
     /// Appends `entry` and updates the current state of its purpose, in one
     /// transaction; returns the entry's sequence number.
+    ///
+    /// ```
+    /// use consentry::store::ConsentStore;
+    /// # use std::time::UNIX_EPOCH;
+    /// # use consentry::{ConnectionId, Purpose, UserId};
+    /// # use consentry::store::{ConsentEntry, MemoryStore};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # let store = MemoryStore::new();
+    /// # let (user, conn) = (UserId::new("alice")?, ConnectionId::new("c1")?);
+    /// # let entry = |purpose: &str, granted| ConsentEntry::new(user.clone(), conn.clone(),
+    /// #     Purpose::new(purpose).unwrap(), granted, "user:alice", "2026-01", UNIX_EPOCH);
+    /// let first = store.append_consent(entry("matching", true)).await?;
+    /// let second = store.append_consent(entry("matching", false)).await?;
+    /// assert!(second > first); // sequence numbers grow
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     async fn append_consent(&self, entry: ConsentEntry) -> Result<u64>;
 
     /// The ledger of `user` (one connection, or all), in order.
+    ///
+    /// ```
+    /// use consentry::store::ConsentStore;
+    /// # use std::time::UNIX_EPOCH;
+    /// # use consentry::{ConnectionId, Purpose, UserId};
+    /// # use consentry::store::{ConsentEntry, MemoryStore};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # let store = MemoryStore::new();
+    /// # let (user, conn) = (UserId::new("alice")?, ConnectionId::new("c1")?);
+    /// # let entry = |purpose: &str, granted| ConsentEntry::new(user.clone(), conn.clone(),
+    /// #     Purpose::new(purpose).unwrap(), granted, "user:alice", "2026-01", UNIX_EPOCH);
+    /// store.append_consent(entry("matching", true)).await?;
+    /// store.append_consent(entry("analytics", true)).await?;
+    /// store.append_consent(entry("matching", false)).await?;
+    /// let history = store.consent_history(&user, None).await?;
+    /// let granted: Vec<bool> = history.iter().map(|e| e.granted).collect();
+    /// assert_eq!(granted, [true, true, false]); // in order
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     async fn consent_history(
         &self,
         user: &UserId,
@@ -110,6 +210,24 @@ pub trait ConsentStore: Debug + Send + Sync + 'static {
     ) -> Result<Vec<ConsentEntry>>;
 
     /// The purposes of `connection` whose latest entry is a grant.
+    ///
+    /// ```
+    /// use consentry::store::ConsentStore;
+    /// # use std::time::UNIX_EPOCH;
+    /// # use consentry::{ConnectionId, Purpose, UserId};
+    /// # use consentry::store::{ConsentEntry, MemoryStore};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # let store = MemoryStore::new();
+    /// # let (user, conn) = (UserId::new("alice")?, ConnectionId::new("c1")?);
+    /// # let entry = |purpose: &str, granted| ConsentEntry::new(user.clone(), conn.clone(),
+    /// #     Purpose::new(purpose).unwrap(), granted, "user:alice", "2026-01", UNIX_EPOCH);
+    /// store.append_consent(entry("matching", true)).await?;
+    /// store.append_consent(entry("analytics", true)).await?;
+    /// store.append_consent(entry("analytics", false)).await?;
+    /// assert_eq!(store.consented_purposes(&user, &conn).await?, [Purpose::new("matching")?]);
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     async fn consented_purposes(
         &self,
         user: &UserId,

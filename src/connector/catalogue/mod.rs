@@ -42,6 +42,14 @@ pub struct ClientRegistration {
 
 impl ClientRegistration {
     /// A registration with a client id (and no secret yet).
+    ///
+    /// ```
+    /// use consentry::connector::{Catalogue, ClientRegistration};
+    /// let notion = Catalogue::builtin()?.connector("notion", ClientRegistration::new("public-id"));
+    /// // Notion's entry uses client_secret_basic: a registration without a secret is refused.
+    /// assert!(notion.is_err());
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn new(client_id: impl Into<String>) -> Self {
         Self {
             client_id: client_id.into(),
@@ -51,12 +59,32 @@ impl ClientRegistration {
     }
 
     /// Sets the client secret.
+    ///
+    /// ```
+    /// use consentry::connector::{Catalogue, ClientRegistration};
+    /// use consentry::secret::ClientSecret;
+    /// let reg = ClientRegistration::new("app-id").with_secret(ClientSecret::new("from-your-secret-store"));
+    /// let notion = Catalogue::builtin()?.connector("notion", reg)?;
+    /// assert!(notion.config().client_secret().is_some());
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn with_secret(mut self, secret: ClientSecret) -> Self {
         self.client_secret = Some(secret);
         self
     }
 
     /// Sets a variable of the entry (`tenant`, `region`, ...).
+    ///
+    /// ```
+    /// use consentry::connector::{Catalogue, ClientRegistration};
+    /// use consentry::secret::ClientSecret;
+    /// let reg = ClientRegistration::new("app-id")
+    ///     .with_secret(ClientSecret::new("s"))
+    ///     .with_variable("tenant", "contoso.onmicrosoft.com");
+    /// let ms = Catalogue::builtin()?.connector("microsoft-tenant", reg)?;
+    /// assert!(ms.config().token_url().as_str().contains("/contoso.onmicrosoft.com/"));
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn with_variable(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.variables.push((name.into(), value.into()));
         self
@@ -154,16 +182,43 @@ fn template_url(what: &'static str, template: &str, vars: &[(String, String)]) -
 
 impl CatalogueEntry {
     /// The connector id.
+    ///
+    /// ```
+    /// let cat = consentry::connector::Catalogue::builtin()?;
+    /// assert_eq!(cat.get("spotify").map(|e| e.id().as_str()), Some("spotify"));
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn id(&self) -> &ConnectorId {
         &self.id
     }
 
     /// The display name.
+    ///
+    /// ```
+    /// use consentry::connector::Catalogue;
+    /// let cat = Catalogue::builtin()?;
+    /// assert_eq!(cat.get("github").map(|e| e.name()), Some("GitHub"));
+    /// // Without a `name`, the id is the name:
+    /// let plain = Catalogue::from_toml(r#"
+    ///     [connectors.acme]
+    ///     authorization_url = "https://acme.example/a"
+    ///     token_url = "https://acme.example/t"
+    /// "#)?;
+    /// assert_eq!(plain.get("acme").map(|e| e.name()), Some("acme"));
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn name(&self) -> &str {
         self.name.as_deref().unwrap_or(self.id.as_str())
     }
 
     /// The variables a [`ClientRegistration`] must supply.
+    ///
+    /// ```
+    /// let cat = consentry::connector::Catalogue::builtin()?;
+    /// assert_eq!(cat.get("microsoft-tenant").map(|e| e.variables()), Some(&["tenant".to_owned()][..]));
+    /// assert_eq!(cat.get("google").map(|e| e.variables().len()), Some(0));
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn variables(&self) -> &[String] {
         &self.variables
     }
@@ -358,6 +413,19 @@ pub struct Catalogue {
 
 impl Catalogue {
     /// An empty catalogue.
+    ///
+    /// ```
+    /// use consentry::connector::Catalogue;
+    /// let mut cat = Catalogue::new();
+    /// assert!(cat.is_empty());
+    /// cat.extend_toml(r#"
+    ///     [connectors.acme]
+    ///     authorization_url = "https://acme.example/a"
+    ///     token_url = "https://acme.example/t"
+    /// "#)?;
+    /// assert_eq!(cat.len(), 1);
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
@@ -469,6 +537,13 @@ impl Catalogue {
     }
 
     /// The entry for `id`.
+    ///
+    /// ```
+    /// let cat = consentry::connector::Catalogue::builtin()?;
+    /// assert_eq!(cat.get("slack").map(|e| e.name()), Some("Slack"));
+    /// assert!(cat.get("myspace").is_none());
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn get(&self, id: &str) -> Option<&CatalogueEntry> {
         self.entries
             .iter()
@@ -477,16 +552,37 @@ impl Catalogue {
     }
 
     /// The entries, ordered by id.
+    ///
+    /// ```
+    /// let cat = consentry::connector::Catalogue::builtin()?;
+    /// let first = cat.entries().next().map(|e| e.id().as_str());
+    /// assert_eq!(first, Some("github")); // ordered by id
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn entries(&self) -> impl Iterator<Item = &CatalogueEntry> {
         self.entries.values()
     }
 
     /// How many entries there are.
+    ///
+    /// ```
+    /// use consentry::connector::Catalogue;
+    /// assert_eq!(Catalogue::builtin()?.len(), 7);
+    /// assert_eq!(Catalogue::new().len(), 0);
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
     /// Whether there are none.
+    ///
+    /// ```
+    /// use consentry::connector::Catalogue;
+    /// assert!(Catalogue::new().is_empty());
+    /// assert!(!Catalogue::builtin()?.is_empty());
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }

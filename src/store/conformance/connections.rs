@@ -49,6 +49,14 @@ fn purpose(p: &str) -> Purpose {
 /// Creating a connection stores the row and its credentials together;
 /// updates are compare-and-swap on the revision; one account per user and
 /// connector.
+///
+/// ```
+/// use consentry::store::{conformance, MemoryStore};
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// // Panics if the store misbehaves:
+/// conformance::connection_create_update_and_uniqueness(&MemoryStore::new()).await;
+/// # });
+/// ```
 pub async fn connection_create_update_and_uniqueness(store: &dyn Store) {
     let u = user("crud");
     let mut c = connection(&u, "conn-a", "acct-1");
@@ -186,6 +194,14 @@ pub async fn connection_create_update_and_uniqueness(store: &dyn Store) {
 
 /// Listing is per user, by creation time; the refresher's query returns
 /// refreshable connections expiring before a time, soonest first.
+///
+/// ```
+/// use consentry::store::{conformance, MemoryStore};
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// // Panics if the store misbehaves:
+/// conformance::connections_list_and_expiring(&MemoryStore::new()).await;
+/// # });
+/// ```
 pub async fn connections_list_and_expiring(store: &dyn Store) {
     let u = user("list");
     let other = user("list-other");
@@ -253,6 +269,14 @@ pub async fn connections_list_and_expiring(store: &dyn Store) {
 
 /// The access view reads the connection, consent for one purpose and one
 /// credential together; consent is derived from the latest ledger entry.
+///
+/// ```
+/// use consentry::store::{conformance, MemoryStore};
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// // Panics if the store misbehaves:
+/// conformance::access_view_and_consent_ledger(&MemoryStore::new()).await;
+/// # });
+/// ```
 pub async fn access_view_and_consent_ledger(store: &dyn Store) {
     let u = user("view");
     let c = connection(&u, "conn-view", "acct-view");
@@ -371,6 +395,14 @@ pub async fn access_view_and_consent_ledger(store: &dyn Store) {
 /// Deleting a connection removes its row, credentials and consent, moves the
 /// requested credentials to the revocation queue unchanged, and leaves other
 /// connections alone.
+///
+/// ```
+/// use consentry::store::{conformance, MemoryStore};
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// // Panics if the store misbehaves:
+/// conformance::delete_connection_and_revocation_queue(&MemoryStore::new()).await;
+/// # });
+/// ```
 pub async fn delete_connection_and_revocation_queue(store: &dyn Store) {
     let u = user("delete");
     let c = connection(&u, "conn-del", "acct-del");
@@ -484,6 +516,14 @@ pub async fn delete_connection_and_revocation_queue(store: &dyn Store) {
 }
 
 /// A pending authorization is single use and only its user can take it.
+///
+/// ```
+/// use consentry::store::{conformance, MemoryStore};
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// // Panics if the store misbehaves:
+/// conformance::pending_authorizations_are_single_use(&MemoryStore::new()).await;
+/// # });
+/// ```
 pub async fn pending_authorizations_are_single_use(store: &dyn Store) {
     let u = user("pending");
     let stranger = user("pending-other");
@@ -552,6 +592,14 @@ pub async fn pending_authorizations_are_single_use(store: &dyn Store) {
 
 /// A lease has one owner at a time, is extended by its owner, is free
 /// after it expires, and is released only by its owner.
+///
+/// ```
+/// use consentry::store::{conformance, MemoryStore};
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// // Panics if the store misbehaves:
+/// conformance::leases_have_one_owner(&MemoryStore::new()).await;
+/// # });
+/// ```
 pub async fn leases_have_one_owner(store: &dyn Store) {
     let name = "conformance-lease";
     assert!(store.acquire_lease(name, "a", t(30), t(0)).await.unwrap());
