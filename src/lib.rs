@@ -99,7 +99,8 @@ pub use error::{Error, ErrorKind, Problem, Result};
 pub use ids::{ConnectionId, ConnectorId, Purpose, Scope, UserId};
 pub use integrations::{AccessToken, Integrations, IntegrationsBuilder};
 
-/// The README's examples, compiled and run as doctests.
-#[cfg(doctest)]
+/// The README's examples, compiled and run as doctests (they use the
+/// default features).
+#[cfg(all(doctest, feature = "sqlite", feature = "reqwest"))]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
