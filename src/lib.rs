@@ -96,5 +96,5 @@ pub use zeroize;
 
 pub use connection::{Connection, ConnectionStatus};
 pub use error::{Error, ErrorKind, Problem, Result};
-pub use ids::{ConnectionId, ConnectorId, Purpose, Scope, UserId};
+pub use ids::{ConnectionId, ConnectorId, EndpointId, MessageId, Purpose, Scope, UserId};
 pub use integrations::{AccessToken, Integrations, IntegrationsBuilder};

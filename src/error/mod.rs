@@ -263,6 +263,15 @@ pub enum Error {
         reason: String,
     },
 
+    /// The actor may not perform this operation: managing webhook
+    /// endpoints, reading their secrets, replaying or recovering messages
+    /// needs an admin ([`Actor::admin`](crate::webhook::Actor::admin)).
+    #[error("forbidden: {action} needs an admin")]
+    Forbidden {
+        /// What was refused (`"create a webhook endpoint"`, ...).
+        action: &'static str,
+    },
+
     /// A bug in consentry: an invariant did not hold. Please file an issue
     /// with the message.
     #[error("internal error: {0}; please file a bug")]
@@ -379,6 +388,7 @@ impl Error {
             Self::InsufficientScope { .. } => ErrorKind::InsufficientScope,
             Self::ReauthRequired { .. } => ErrorKind::ReauthRequired,
             Self::RateLimited { .. } => ErrorKind::RateLimited,
+            Self::Forbidden { .. } => ErrorKind::Forbidden,
             Self::RefreshFailed { kind, .. } => *kind,
             Self::Http(e) if e.is_retryable() => ErrorKind::Unavailable,
             Self::Http(_) | Self::Discovery { .. } | Self::InvalidResponse { .. } => {
@@ -598,11 +608,26 @@ mod tests {
             ErrorKind::ConsentRequired,
             ErrorKind::InsufficientScope,
             ErrorKind::RateLimited,
+            ErrorKind::Forbidden,
         ];
         let names: std::collections::HashSet<_> = kinds.iter().map(|k| k.as_str()).collect();
         assert_eq!(names.len(), kinds.len());
         let titles: std::collections::HashSet<_> = kinds.iter().map(|k| k.title()).collect();
         assert_eq!(titles.len(), kinds.len());
+    }
+
+    #[test]
+    fn forbidden_is_403_and_names_the_action() {
+        let e = Error::Forbidden {
+            action: "create a webhook endpoint",
+        };
+        assert_eq!(e.kind(), ErrorKind::Forbidden);
+        let p = e.to_problem();
+        assert_eq!((p.status, p.title.as_str()), (403, "Forbidden"));
+        assert_eq!(
+            p.detail,
+            "forbidden: create a webhook endpoint needs an admin"
+        );
     }
 
     #[test]
