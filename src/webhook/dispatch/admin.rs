@@ -1,0 +1,374 @@
+//! The management API: endpoints, secrets, replay, recovery and the
+//! attempt log. Everything but listing needs an admin [`Actor`].
+
+use std::time::{Duration, SystemTime};
+
+use url::Url;
+
+use super::endpoint::{self, Endpoint, EndpointConfig, EndpointSecrets, EndpointUpdate};
+use super::{Actor, Dispatcher, vault_location};
+use crate::error::{Error, Result};
+use crate::ids::{EndpointId, MessageId};
+use crate::store::{AttemptRecord, DeliveryRecord, StoredEndpoint, StoredMessage};
+use crate::vault::{CredentialKind, CredentialUpdate};
+use crate::webhook::WebhookSecret;
+
+/// The longest window [`Dispatcher::recover`] reaches back.
+pub const MAX_RECOVER_WINDOW: Duration = Duration::from_secs(14 * 24 * 3600);
+
+impl Dispatcher {
+    async fn seal(&self, id: &EndpointId, secrets: &EndpointSecrets) -> Result<Vec<u8>> {
+        let (owner, conn) = vault_location(id)?;
+        let update = CredentialUpdate::new(
+            CredentialKind::WebhookSecret,
+            endpoint::to_plaintext(secrets),
+        );
+        let mut writes = self.inner.vault.seal(&owner, &conn, vec![update]).await?;
+        writes
+            .pop()
+            .map(|w| w.envelope)
+            .ok_or(Error::Internal("sealing returned nothing"))
+    }
+
+    pub(super) async fn open_secrets(&self, stored: &StoredEndpoint) -> Result<EndpointSecrets> {
+        let (owner, conn) = vault_location(&stored.id)?;
+        let text = self
+            .inner
+            .vault
+            .open_envelope(&owner, &conn, CredentialKind::WebhookSecret, &stored.sealed)
+            .await?;
+        endpoint::from_plaintext(&text)
+    }
+
+    async fn view(&self, stored: StoredEndpoint, with_secrets: bool) -> Result<Endpoint> {
+        let secrets = if with_secrets {
+            let mut s = self.open_secrets(&stored).await?;
+            endpoint::prune(&mut s.previous, self.inner.clock.now());
+            Some(s)
+        } else {
+            None
+        };
+        let url = Url::parse(&stored.url).map_err(|_| Error::Storage {
+            message: "a stored webhook endpoint URL is invalid".into(),
+            source: None,
+        })?;
+        Ok(Endpoint {
+            id: stored.id,
+            url,
+            event_types: stored.event_types,
+            enabled: stored.enabled,
+            disabled_reason: stored.disabled_reason,
+            rate_limit: stored.rate_limit,
+            created_at: stored.created_at,
+            updated_at: stored.updated_at,
+            first_failure_at: stored.first_failure_at,
+            revision: stored.revision,
+            secrets,
+        })
+    }
+
+    async fn stored(&self, id: &EndpointId) -> Result<StoredEndpoint> {
+        self.inner
+            .store
+            .get_webhook_endpoint(id)
+            .await?
+            .ok_or(Error::NotFound {
+                what: "webhook endpoint",
+            })
+    }
+
+    /// Registers an endpoint (admins only) and returns it with its secret.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] for a non-admin; [`Error::InvalidInput`] for a
+    /// URL that is not `https` (or is refused by the egress policy), bad
+    /// event types, custom headers or rate limit; storage and vault errors.
+    ///
+    /// ```
+    /// # use consentry::{ErrorKind, store::MemoryStore, vault::Keyring};
+    /// # use consentry::webhook::{Actor, Dispatcher, EndpointConfig};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # let d = Dispatcher::builder().store(MemoryStore::new()).keyring(Keyring::generate()?).build()?;
+    /// let config = EndpointConfig::new("https://hooks.example.com/in");
+    /// let err = d.create_endpoint(&Actor::user("bob"), config.clone()).await.unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::Forbidden);
+    /// let created = d.create_endpoint(&Actor::admin("alice"), config).await?;
+    /// assert!(created.enabled && created.secrets.is_some());
+    /// assert!(d.create_endpoint(&Actor::admin("alice"), EndpointConfig::new("http://hooks.example.com/")).await.is_err());
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn create_endpoint(&self, actor: &Actor, config: EndpointConfig) -> Result<Endpoint> {
+        actor.require_admin("create a webhook endpoint")?;
+        let url = endpoint::url(&config.url, &self.inner.options)?;
+        let event_types = endpoint::event_types(config.event_types)?;
+        endpoint::headers(&config.headers)?;
+        let rate_limit = endpoint::rate_limit(config.rate_limit)?;
+        let current = match config.secret {
+            Some(s) => s,
+            None => WebhookSecret::generate()?,
+        };
+        let secrets = EndpointSecrets {
+            current,
+            previous: Vec::new(),
+            headers: config.headers,
+        };
+        let id = EndpointId::generate()?;
+        let now = self.inner.clock.now();
+        let mut stored = StoredEndpoint::new(
+            id.clone(),
+            url.as_str(),
+            self.seal(&id, &secrets).await?,
+            now,
+        );
+        stored.event_types = event_types;
+        stored.enabled = config.enabled;
+        stored.rate_limit = rate_limit;
+        self.inner.store.insert_webhook_endpoint(stored).await?;
+        let stored = self.stored(&id).await?;
+        self.view(stored, true).await
+    }
+
+    /// Changes an endpoint (admins only); returns it with its secret.
+    ///
+    /// # Errors
+    /// As [`create_endpoint`](Self::create_endpoint); [`Error::NotFound`]
+    /// for an unknown endpoint; [`Error::Conflict`] if it changed
+    /// concurrently (read it again and retry).
+    ///
+    /// ```
+    /// # use consentry::{store::MemoryStore, vault::Keyring};
+    /// # use consentry::webhook::{Actor, Dispatcher, EndpointConfig, EndpointUpdate};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # let d = Dispatcher::builder().store(MemoryStore::new()).keyring(Keyring::generate()?).build()?;
+    /// let admin = Actor::admin("alice");
+    /// let e = d.create_endpoint(&admin, EndpointConfig::new("https://hooks.example.com/in")).await?;
+    /// let e = d.update_endpoint(&admin, &e.id, EndpointUpdate::new().enabled(false)).await?;
+    /// assert!(!e.enabled);
+    /// assert!(d.update_endpoint(&Actor::user("bob"), &e.id, EndpointUpdate::new().enabled(true)).await.is_err());
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn update_endpoint(
+        &self,
+        actor: &Actor,
+        id: &EndpointId,
+        update: EndpointUpdate,
+    ) -> Result<Endpoint> {
+        actor.require_admin("change a webhook endpoint")?;
+        let mut stored = self.stored(id).await?;
+        if let Some(url) = &update.url {
+            stored.url = endpoint::url(url, &self.inner.options)?.into();
+        }
+        if let Some(types) = update.event_types {
+            stored.event_types = endpoint::event_types(types)?;
+        }
+        if let Some(limit) = update.rate_limit {
+            stored.rate_limit = endpoint::rate_limit(limit)?;
+        }
+        if let Some(enabled) = update.enabled {
+            if enabled {
+                stored.disabled_reason = None;
+            } else if stored.enabled {
+                stored.disabled_reason = Some(format!("disabled by {}", actor.id()));
+            }
+            stored.enabled = enabled;
+        }
+        if let Some(headers) = update.headers {
+            endpoint::headers(&headers)?;
+            let mut secrets = self.open_secrets(&stored).await?;
+            secrets.headers = headers;
+            stored.sealed = self.seal(id, &secrets).await?;
+        }
+        stored.updated_at = self.inner.clock.now();
+        self.inner.store.update_webhook_endpoint(stored).await?;
+        let stored = self.stored(id).await?;
+        self.view(stored, true).await
+    }
+
+    /// Rotates an endpoint's secret (admins only): `new` (or a generated
+    /// one) signs from now on; the old one keeps signing next to it for
+    /// the grace period (default 24 h), so receivers can switch without
+    /// losing a delivery. At most 10 old secrets are kept.
+    ///
+    /// # Errors
+    /// As [`update_endpoint`](Self::update_endpoint).
+    ///
+    /// ```
+    /// # use consentry::{store::MemoryStore, vault::Keyring, secrecy::ExposeSecret};
+    /// # use consentry::webhook::{Actor, Dispatcher, EndpointConfig};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # let d = Dispatcher::builder().store(MemoryStore::new()).keyring(Keyring::generate()?).build()?;
+    /// let admin = Actor::admin("alice");
+    /// let e = d.create_endpoint(&admin, EndpointConfig::new("https://hooks.example.com/in")).await?;
+    /// let old = e.secrets.unwrap().current;
+    /// let e = d.rotate_secret(&admin, &e.id, None).await?;
+    /// let secrets = e.secrets.unwrap();
+    /// assert_eq!(secrets.previous[0].0.expose_whsec().expose_secret(), old.expose_whsec().expose_secret());
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn rotate_secret(
+        &self,
+        actor: &Actor,
+        id: &EndpointId,
+        new: Option<WebhookSecret>,
+    ) -> Result<Endpoint> {
+        actor.require_admin("rotate a webhook secret")?;
+        let mut stored = self.stored(id).await?;
+        let mut secrets = self.open_secrets(&stored).await?;
+        let now = self.inner.clock.now();
+        let next = match new {
+            Some(s) => s,
+            None => WebhookSecret::generate()?,
+        };
+        let old = std::mem::replace(&mut secrets.current, next);
+        secrets.previous.push((
+            old,
+            endpoint::grace_until(now, self.inner.options.secret_grace),
+        ));
+        endpoint::prune(&mut secrets.previous, now);
+        stored.sealed = self.seal(id, &secrets).await?;
+        stored.updated_at = now;
+        self.inner.store.update_webhook_endpoint(stored).await?;
+        let stored = self.stored(id).await?;
+        self.view(stored, true).await
+    }
+
+    /// Deletes an endpoint with its deliveries and attempt log, and
+    /// destroys the data key its secrets were sealed under (admins only);
+    /// returns whether it existed.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] for a non-admin; storage errors.
+    pub async fn delete_endpoint(&self, actor: &Actor, id: &EndpointId) -> Result<bool> {
+        actor.require_admin("delete a webhook endpoint")?;
+        let existed = self.inner.store.delete_webhook_endpoint(id).await?;
+        let (owner, _) = vault_location(id)?;
+        self.inner.vault.erase_user(&owner).await?;
+        super::lock(&self.inner.runtimes).remove(id);
+        Ok(existed)
+    }
+
+    /// An endpoint; its secrets and custom headers only for an admin.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown endpoint; storage and vault
+    /// errors.
+    ///
+    /// ```
+    /// # use consentry::{store::MemoryStore, vault::Keyring};
+    /// # use consentry::webhook::{Actor, Dispatcher, EndpointConfig};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # let d = Dispatcher::builder().store(MemoryStore::new()).keyring(Keyring::generate()?).build()?;
+    /// let e = d.create_endpoint(&Actor::admin("alice"), EndpointConfig::new("https://hooks.example.com/in")).await?;
+    /// assert!(d.get_endpoint(&Actor::user("bob"), &e.id).await?.secrets.is_none());
+    /// assert!(d.get_endpoint(&Actor::admin("alice"), &e.id).await?.secrets.is_some());
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn get_endpoint(&self, actor: &Actor, id: &EndpointId) -> Result<Endpoint> {
+        let stored = self.stored(id).await?;
+        self.view(stored, actor.is_admin()).await
+    }
+
+    /// Every endpoint, without secrets (use
+    /// [`get_endpoint`](Self::get_endpoint) as an admin for those).
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn list_endpoints(&self, _actor: &Actor) -> Result<Vec<Endpoint>> {
+        let mut out = Vec::new();
+        for stored in self.inner.store.list_webhook_endpoints().await? {
+            out.push(self.view(stored, false).await?);
+        }
+        Ok(out)
+    }
+
+    /// Sends a message again (admins only): one new manual attempt to
+    /// every enabled endpoint that had a delivery of it, with the same
+    /// `webhook-id`. Nothing already scheduled changes; a failed manual
+    /// attempt is not retried. Returns how many were queued.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] for a non-admin; [`Error::NotFound`] for an
+    /// unknown message; storage errors.
+    pub async fn replay(&self, actor: &Actor, message: &MessageId) -> Result<u64> {
+        actor.require_admin("replay a webhook message")?;
+        self.message(actor, message).await?;
+        let n = self
+            .inner
+            .store
+            .replay_webhook_message(message, self.inner.clock.now())
+            .await?;
+        self.inner.wake.notify_waiters();
+        Ok(n)
+    }
+
+    /// Queues the endpoint's failed and exhausted deliveries created since
+    /// `since` for one manual attempt each (admins only); returns how many.
+    /// `since` may reach back at most 14 days. Enable the endpoint first
+    /// if it is disabled.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] for a non-admin; [`Error::InvalidInput`] for a
+    /// window over 14 days; [`Error::NotFound`]; storage errors.
+    pub async fn recover(
+        &self,
+        actor: &Actor,
+        endpoint: &EndpointId,
+        since: SystemTime,
+    ) -> Result<u64> {
+        actor.require_admin("recover webhook deliveries")?;
+        let now = self.inner.clock.now();
+        if now.duration_since(since).unwrap_or(Duration::ZERO) > MAX_RECOVER_WINDOW {
+            return Err(Error::invalid("recover window", "at most 14 days back"));
+        }
+        self.stored(endpoint).await?;
+        let n = self
+            .inner
+            .store
+            .recover_webhook_deliveries(endpoint, since, now)
+            .await?;
+        self.inner.wake.notify_waiters();
+        Ok(n)
+    }
+
+    /// A message (admins only).
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`]; [`Error::NotFound`]; storage errors.
+    pub async fn message(&self, actor: &Actor, id: &MessageId) -> Result<StoredMessage> {
+        actor.require_admin("read a webhook message")?;
+        self.inner
+            .store
+            .get_webhook_message(id)
+            .await?
+            .ok_or(Error::NotFound {
+                what: "webhook message",
+            })
+    }
+
+    /// A message's deliveries (admins only).
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`]; storage errors.
+    pub async fn deliveries(
+        &self,
+        actor: &Actor,
+        message: &MessageId,
+    ) -> Result<Vec<DeliveryRecord>> {
+        actor.require_admin("read webhook deliveries")?;
+        self.inner.store.webhook_deliveries(message).await
+    }
+
+    /// A message's attempt log, oldest first (admins only): time, status
+    /// or error, response excerpt, duration, attempt number, trigger.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`]; storage errors.
+    pub async fn attempts(&self, actor: &Actor, message: &MessageId) -> Result<Vec<AttemptRecord>> {
+        actor.require_admin("read the webhook attempt log")?;
+        self.inner.store.webhook_attempts(message).await
+    }
+}
