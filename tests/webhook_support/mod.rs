@@ -43,6 +43,7 @@ impl Received {
 struct Shared {
     log: Arc<Mutex<Vec<Received>>>,
     script: Arc<Mutex<VecDeque<Reply>>>,
+    delay: Duration,
 }
 
 /// A running receiver.
@@ -56,7 +57,19 @@ impl Receiver {
     /// Starts a receiver on 127.0.0.1 answering `script` in order, then
     /// 200.
     pub async fn start(script: Vec<Reply>) -> Self {
-        let shared = Shared::default();
+        Self::serve(Shared::default(), script).await
+    }
+
+    /// Starts a receiver that answers every request 200 after `delay`.
+    pub async fn start_slow(delay: Duration) -> Self {
+        let shared = Shared {
+            delay,
+            ..Shared::default()
+        };
+        Self::serve(shared, Vec::new()).await
+    }
+
+    async fn serve(shared: Shared, script: Vec<Reply>) -> Self {
         shared.script.lock().unwrap().extend(script);
         let app = axum::Router::new()
             .fallback(handle)
@@ -86,6 +99,9 @@ async fn handle(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Res
         body: body.to_vec(),
     });
     let reply = s.script.lock().unwrap().pop_front();
+    if !s.delay.is_zero() {
+        tokio::time::sleep(s.delay).await;
+    }
     match reply {
         None => (StatusCode::OK, "ok").into_response(),
         Some(Reply::Status(code)) => {
