@@ -1,9 +1,14 @@
 //! Webhooks: Standard Webhooks signing and verification, verifiers for
-//! Stripe, GitHub, Slack and Shopify, and the address checks an outbound
-//! sender needs against SSRF.
+//! Stripe, GitHub, Slack and Shopify, a store-backed [`ReplayGuard`], the
+//! address checks an outbound sender needs against SSRF, and the outbound
+//! [`Dispatcher`].
 //!
-//! Everything here is pure: no store, no network, no clock. Time is always
-//! an argument (`now`), so tolerance windows are testable.
+//! The signing and verifying modules are pure: no store, no network, no
+//! clock. Time is always an argument (`now`), so tolerance windows are
+//! testable. The [`Dispatcher`] (durable outbox, retries, admin-managed
+//! endpoints; its docs explain the delivery semantics, the retry and
+//! disabling policy, and the SSRF protection and its limits) and the
+//! [`ReplayGuard`] work over a [`Store`](crate::store::Store).
 //!
 //! | module | header(s) | key | encoding | signed content | timestamp window |
 //! |---|---|---|---|---|---|

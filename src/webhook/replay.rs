@@ -156,6 +156,18 @@ impl ReplayGuard {
     ///
     /// # Errors
     /// Storage errors.
+    ///
+    /// ```
+    /// use std::time::{Duration, UNIX_EPOCH};
+    /// use consentry::{store::MemoryStore, webhook::ReplayGuard};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let guard = ReplayGuard::new(MemoryStore::new(), "svix")?;
+    /// guard.check("msg_1", UNIX_EPOCH).await?;
+    /// assert_eq!(guard.purge(UNIX_EPOCH + guard.ttl()).await?, 1);
+    /// guard.check("msg_1", UNIX_EPOCH + guard.ttl()).await?; // forgotten
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn purge(&self, now: SystemTime) -> Result<u64> {
         self.store.purge_replay_entries(now).await
     }

@@ -131,7 +131,7 @@ mod tests {
             ),
             (
                 3,
-                "720017884d175fd61d2224876c3a9bad306c6c19f61cb709fa82e81eaad3ea6a",
+                "5fbe026f00cb7ae84969f92121944b6659fdc6cc6e49a4c55bf9bdf03da0749d",
             ),
         ];
         assert_eq!(

@@ -232,19 +232,37 @@ fn complete(tx: &Transaction<'_>, c: &AttemptCompletion) -> Result<CompletionRes
     let err = sql("recording a webhook attempt");
     let a = &c.attempt;
     let delivery = i64::try_from(a.delivery).unwrap_or(i64::MAX);
-    let row: Option<(String, Option<String>, String)> = tx
+    let (state, next) = match c.outcome {
+        DeliveryOutcome::Succeeded => (DeliveryState::Succeeded, None),
+        DeliveryOutcome::Retry { at } => (DeliveryState::Pending, Some(millis(at))),
+        DeliveryOutcome::Failed => (DeliveryState::Failed, None),
+        DeliveryOutcome::Exhausted => (DeliveryState::Exhausted, None),
+    };
+    // Applied only while the lease is ours; then the attempt is logged.
+    let endpoint: Option<String> = tx
         .prepare_cached(
-            "SELECT state, lease_owner, endpoint FROM consentry_webhook_deliveries WHERE id = ?1",
+            "UPDATE consentry_webhook_deliveries
+             SET state = ?2, attempts = ?3, next_attempt_at = ?4, lease_owner = NULL, lease_until = NULL
+             WHERE id = ?1 AND lease_owner = ?5 AND state = 'pending'
+             RETURNING endpoint",
         )
         .and_then(|mut s| {
-            s.query_row([delivery], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                .optional()
+            s.query_row(
+                params![delivery, state.as_str(), a.attempt, next, c.lease_owner],
+                |r| r.get(0),
+            )
+            .optional()
         })
         .map_err(&err)?;
     let mut result = CompletionResult::default();
-    let Some((state, owner, endpoint)) = row else {
+    let exists = endpoint.is_some()
+        || tx
+            .prepare_cached("SELECT 1 FROM consentry_webhook_deliveries WHERE id = ?1")
+            .and_then(|mut s| s.exists([delivery]))
+            .map_err(&err)?;
+    if !exists {
         return Ok(result);
-    };
+    }
     tx.prepare_cached(
         "INSERT INTO consentry_webhook_attempts
            (delivery, message, endpoint, attempt, at, trigger, status, error, response, duration_us)
@@ -265,22 +283,9 @@ fn complete(tx: &Transaction<'_>, c: &AttemptCompletion) -> Result<CompletionRes
         ])
     })
     .map_err(&err)?;
-    if state != DeliveryState::Pending.as_str() || owner.as_deref() != Some(&c.lease_owner) {
+    let Some(endpoint) = endpoint else {
         return Ok(result);
-    }
-    let (state, next) = match c.outcome {
-        DeliveryOutcome::Succeeded => (DeliveryState::Succeeded, None),
-        DeliveryOutcome::Retry { at } => (DeliveryState::Pending, Some(millis(at))),
-        DeliveryOutcome::Failed => (DeliveryState::Failed, None),
-        DeliveryOutcome::Exhausted => (DeliveryState::Exhausted, None),
     };
-    tx.prepare_cached(
-        "UPDATE consentry_webhook_deliveries
-         SET state = ?2, attempts = ?3, next_attempt_at = ?4, lease_owner = NULL, lease_until = NULL
-         WHERE id = ?1",
-    )
-    .and_then(|mut s| s.execute(params![delivery, state.as_str(), a.attempt, next]))
-    .map_err(&err)?;
     result.applied = true;
     result.endpoint_disabled = apply_effect(tx, &endpoint, &c.endpoint, c.now)?;
     Ok(result)
@@ -480,9 +485,11 @@ impl WebhookOutboxStore for SqliteStore {
             .read(move |conn| {
                 query_all(
                     conn,
-                    "SELECT delivery, message, endpoint, attempt, at, trigger, status, error,
-                            response, duration_us
-                     FROM consentry_webhook_attempts WHERE message = ?1 ORDER BY id",
+                    "SELECT a.delivery, a.message, a.endpoint, a.attempt, a.at, a.trigger, a.status,
+                            a.error, a.response, a.duration_us
+                     FROM consentry_webhook_deliveries d
+                     JOIN consentry_webhook_attempts a ON a.delivery = d.id
+                     WHERE d.message = ?1 ORDER BY a.id",
                     [message],
                     "listing webhook attempts",
                     attempt_raw,

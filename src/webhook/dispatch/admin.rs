@@ -241,6 +241,27 @@ impl Dispatcher {
     ///
     /// # Errors
     /// [`Error::Forbidden`] for a non-admin; storage errors.
+    ///
+    /// ```
+    /// # use consentry::http::{self, HttpRequest, Response};
+    /// # use consentry::{clock::{Clock, ManualClock}, store::MemoryStore, vault::Keyring};
+    /// # use consentry::webhook::{Actor, Dispatcher, EndpointConfig};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// // A receiver that is down (any `HttpClient` works; the default one is a `WebhookClient`).
+    /// let down = http::from_fn(|_req: HttpRequest| async { Ok(Response::builder().status(503).body(b"down".to_vec()).unwrap()) });
+    /// let clock = ManualClock::starting_now();
+    /// let d = Dispatcher::builder().store(MemoryStore::new()).keyring(Keyring::generate()?)
+    ///     .http(down).clock(clock.clone()).build()?;
+    /// let admin = Actor::admin("alice");
+    /// let e = d.create_endpoint(&admin, EndpointConfig::new("https://hooks.example.com/in")).await?;
+    /// let id = d.publish("user.created", serde_json::json!({"id": "u_1"}), None).await?;
+    /// assert!(d.delete_endpoint(&Actor::user("bob"), &e.id).await.is_err());
+    /// assert!(d.delete_endpoint(&admin, &e.id).await?);
+    /// assert!(d.deliveries(&admin, &id).await?.is_empty());
+    /// assert!(!d.delete_endpoint(&admin, &e.id).await?);
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn delete_endpoint(&self, actor: &Actor, id: &EndpointId) -> Result<bool> {
         actor.require_admin("delete a webhook endpoint")?;
         let existed = self.inner.store.delete_webhook_endpoint(id).await?;
@@ -277,6 +298,27 @@ impl Dispatcher {
     ///
     /// # Errors
     /// Storage errors.
+    ///
+    /// ```
+    /// # use consentry::http::{self, HttpRequest, Response};
+    /// # use consentry::{clock::{Clock, ManualClock}, store::MemoryStore, vault::Keyring};
+    /// # use consentry::webhook::{Actor, Dispatcher, EndpointConfig};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// // A receiver that is down (any `HttpClient` works; the default one is a `WebhookClient`).
+    /// let down = http::from_fn(|_req: HttpRequest| async { Ok(Response::builder().status(503).body(b"down".to_vec()).unwrap()) });
+    /// let clock = ManualClock::starting_now();
+    /// let d = Dispatcher::builder().store(MemoryStore::new()).keyring(Keyring::generate()?)
+    ///     .http(down).clock(clock.clone()).build()?;
+    /// let admin = Actor::admin("alice");
+    /// let e = d.create_endpoint(&admin, EndpointConfig::new("https://hooks.example.com/in")).await?;
+    /// let id = d.publish("user.created", serde_json::json!({"id": "u_1"}), None).await?;
+    /// let all = d.list_endpoints(&Actor::user("bob")).await?;
+    /// assert_eq!((all.len(), all[0].id.clone()), (1, e.id));
+    /// assert!(all[0].secrets.is_none());
+    /// # let _ = id;
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn list_endpoints(&self, _actor: &Actor) -> Result<Vec<Endpoint>> {
         let mut out = Vec::new();
         for stored in self.inner.store.list_webhook_endpoints().await? {
@@ -293,6 +335,29 @@ impl Dispatcher {
     /// # Errors
     /// [`Error::Forbidden`] for a non-admin; [`Error::NotFound`] for an
     /// unknown message; storage errors.
+    ///
+    /// ```
+    /// # use consentry::http::{self, HttpRequest, Response};
+    /// # use consentry::{clock::{Clock, ManualClock}, store::MemoryStore, vault::Keyring};
+    /// # use consentry::webhook::{Actor, Dispatcher, EndpointConfig};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// // A receiver that is down (any `HttpClient` works; the default one is a `WebhookClient`).
+    /// let down = http::from_fn(|_req: HttpRequest| async { Ok(Response::builder().status(503).body(b"down".to_vec()).unwrap()) });
+    /// let clock = ManualClock::starting_now();
+    /// let d = Dispatcher::builder().store(MemoryStore::new()).keyring(Keyring::generate()?)
+    ///     .http(down).clock(clock.clone()).build()?;
+    /// let admin = Actor::admin("alice");
+    /// let e = d.create_endpoint(&admin, EndpointConfig::new("https://hooks.example.com/in")).await?;
+    /// let id = d.publish("user.created", serde_json::json!({"id": "u_1"}), None).await?;
+    /// d.run_once().await?;
+    /// assert_eq!(d.replay(&admin, &id).await?, 1);
+    /// d.run_once().await?; // the manual attempt, not retried when it fails
+    /// let log = d.attempts(&admin, &id).await?;
+    /// assert_eq!(log[1].trigger, consentry::store::Trigger::Manual);
+    /// # let _ = e;
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn replay(&self, actor: &Actor, message: &MessageId) -> Result<u64> {
         actor.require_admin("replay a webhook message")?;
         self.message(actor, message).await?;
@@ -313,6 +378,31 @@ impl Dispatcher {
     /// # Errors
     /// [`Error::Forbidden`] for a non-admin; [`Error::InvalidInput`] for a
     /// window over 14 days; [`Error::NotFound`]; storage errors.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use consentry::http::{self, HttpRequest, Response};
+    /// # use consentry::{clock::{Clock, ManualClock}, store::MemoryStore, vault::Keyring};
+    /// # use consentry::webhook::{Actor, Dispatcher, EndpointConfig};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// // A receiver that is down (any `HttpClient` works; the default one is a `WebhookClient`).
+    /// let down = http::from_fn(|_req: HttpRequest| async { Ok(Response::builder().status(503).body(b"down".to_vec()).unwrap()) });
+    /// let clock = ManualClock::starting_now();
+    /// let d = Dispatcher::builder().store(MemoryStore::new()).keyring(Keyring::generate()?)
+    ///     .http(down).clock(clock.clone()).build()?;
+    /// let admin = Actor::admin("alice");
+    /// let e = d.create_endpoint(&admin, EndpointConfig::new("https://hooks.example.com/in")).await?;
+    /// let id = d.publish("user.created", serde_json::json!({"id": "u_1"}), None).await?;
+    /// d.run_once().await?;
+    /// clock.advance(Duration::from_secs(3 * 86_400)); // long enough to exhaust the schedule
+    /// for _ in 0..8 { d.run_once().await?; clock.advance(Duration::from_secs(12 * 3600)); }
+    /// let since = clock.now() - Duration::from_secs(7 * 86_400);
+    /// assert_eq!(d.recover(&admin, &e.id, since).await?, 1);
+    /// assert!(d.recover(&admin, &e.id, clock.now() - Duration::from_secs(15 * 86_400)).await.is_err());
+    /// # let _ = id;
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn recover(
         &self,
         actor: &Actor,
@@ -338,6 +428,26 @@ impl Dispatcher {
     ///
     /// # Errors
     /// [`Error::Forbidden`]; [`Error::NotFound`]; storage errors.
+    ///
+    /// ```
+    /// # use consentry::http::{self, HttpRequest, Response};
+    /// # use consentry::{clock::{Clock, ManualClock}, store::MemoryStore, vault::Keyring};
+    /// # use consentry::webhook::{Actor, Dispatcher, EndpointConfig};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// // A receiver that is down (any `HttpClient` works; the default one is a `WebhookClient`).
+    /// let down = http::from_fn(|_req: HttpRequest| async { Ok(Response::builder().status(503).body(b"down".to_vec()).unwrap()) });
+    /// let clock = ManualClock::starting_now();
+    /// let d = Dispatcher::builder().store(MemoryStore::new()).keyring(Keyring::generate()?)
+    ///     .http(down).clock(clock.clone()).build()?;
+    /// let admin = Actor::admin("alice");
+    /// let e = d.create_endpoint(&admin, EndpointConfig::new("https://hooks.example.com/in")).await?;
+    /// let id = d.publish("user.created", serde_json::json!({"id": "u_1"}), None).await?;
+    /// let m = d.message(&admin, &id).await?;
+    /// assert_eq!((m.event_type.as_str(), m.payload.as_slice()), ("user.created", &br#"{"id":"u_1"}"#[..]));
+    /// # let _ = e;
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn message(&self, actor: &Actor, id: &MessageId) -> Result<StoredMessage> {
         actor.require_admin("read a webhook message")?;
         self.inner
@@ -353,6 +463,25 @@ impl Dispatcher {
     ///
     /// # Errors
     /// [`Error::Forbidden`]; storage errors.
+    ///
+    /// ```
+    /// # use consentry::http::{self, HttpRequest, Response};
+    /// # use consentry::{clock::{Clock, ManualClock}, store::MemoryStore, vault::Keyring};
+    /// # use consentry::webhook::{Actor, Dispatcher, EndpointConfig};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// // A receiver that is down (any `HttpClient` works; the default one is a `WebhookClient`).
+    /// let down = http::from_fn(|_req: HttpRequest| async { Ok(Response::builder().status(503).body(b"down".to_vec()).unwrap()) });
+    /// let clock = ManualClock::starting_now();
+    /// let d = Dispatcher::builder().store(MemoryStore::new()).keyring(Keyring::generate()?)
+    ///     .http(down).clock(clock.clone()).build()?;
+    /// let admin = Actor::admin("alice");
+    /// let e = d.create_endpoint(&admin, EndpointConfig::new("https://hooks.example.com/in")).await?;
+    /// let id = d.publish("user.created", serde_json::json!({"id": "u_1"}), None).await?;
+    /// let d1 = d.deliveries(&admin, &id).await?;
+    /// assert_eq!((d1.len(), d1[0].endpoint.clone(), d1[0].attempts), (1, e.id, 0));
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn deliveries(
         &self,
         actor: &Actor,
@@ -367,6 +496,27 @@ impl Dispatcher {
     ///
     /// # Errors
     /// [`Error::Forbidden`]; storage errors.
+    ///
+    /// ```
+    /// # use consentry::http::{self, HttpRequest, Response};
+    /// # use consentry::{clock::{Clock, ManualClock}, store::MemoryStore, vault::Keyring};
+    /// # use consentry::webhook::{Actor, Dispatcher, EndpointConfig};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// // A receiver that is down (any `HttpClient` works; the default one is a `WebhookClient`).
+    /// let down = http::from_fn(|_req: HttpRequest| async { Ok(Response::builder().status(503).body(b"down".to_vec()).unwrap()) });
+    /// let clock = ManualClock::starting_now();
+    /// let d = Dispatcher::builder().store(MemoryStore::new()).keyring(Keyring::generate()?)
+    ///     .http(down).clock(clock.clone()).build()?;
+    /// let admin = Actor::admin("alice");
+    /// let e = d.create_endpoint(&admin, EndpointConfig::new("https://hooks.example.com/in")).await?;
+    /// let id = d.publish("user.created", serde_json::json!({"id": "u_1"}), None).await?;
+    /// d.run_once().await?;
+    /// let a = &d.attempts(&admin, &id).await?[0];
+    /// assert_eq!((a.attempt, a.status, a.response_text().as_ref()), (1, Some(503), "down"));
+    /// # let _ = e;
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn attempts(&self, actor: &Actor, message: &MessageId) -> Result<Vec<AttemptRecord>> {
         actor.require_admin("read the webhook attempt log")?;
         self.inner.store.webhook_attempts(message).await

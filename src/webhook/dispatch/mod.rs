@@ -152,7 +152,8 @@ impl fmt::Debug for Dispatcher {
     }
 }
 
-/// A payload to publish: a JSON value, or bytes that are JSON.
+/// A payload to publish: a JSON value, or bytes that are JSON (checked at
+/// publish).
 ///
 /// ```
 /// use consentry::webhook::Payload;
@@ -161,7 +162,7 @@ impl fmt::Debug for Dispatcher {
 /// assert_eq!(a.as_bytes(), b.as_bytes());
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Payload(Vec<u8>);
+pub struct Payload(Vec<u8>, bool);
 
 impl Payload {
     /// The bytes that are sent.
@@ -179,25 +180,25 @@ impl From<serde_json::Value> for Payload {
 impl From<&serde_json::Value> for Payload {
     fn from(v: &serde_json::Value) -> Self {
         // Serializing a `Value` to bytes cannot fail.
-        Self(serde_json::to_vec(v).unwrap_or_default())
+        Self(serde_json::to_vec(v).unwrap_or_default(), true)
     }
 }
 
 impl From<Vec<u8>> for Payload {
     fn from(bytes: Vec<u8>) -> Self {
-        Self(bytes)
+        Self(bytes, false)
     }
 }
 
 impl From<&[u8]> for Payload {
     fn from(bytes: &[u8]) -> Self {
-        Self(bytes.to_vec())
+        Self(bytes.to_vec(), false)
     }
 }
 
 impl From<&str> for Payload {
     fn from(s: &str) -> Self {
-        Self(s.as_bytes().to_vec())
+        Self(s.as_bytes().to_vec(), false)
     }
 }
 
@@ -315,6 +316,15 @@ fn default_client(_: &DispatcherOptions) -> Result<Arc<dyn HttpClient>> {
 
 impl Dispatcher {
     /// A builder; see [`DispatcherBuilder`].
+    ///
+    /// ```
+    /// use consentry::{ErrorKind, store::MemoryStore, vault::Keyring, webhook::Dispatcher};
+    /// assert_eq!(Dispatcher::builder().build().unwrap_err().kind(), ErrorKind::InvalidInput);
+    /// assert!(Dispatcher::builder().store(MemoryStore::new()).build().is_err()); // no keyring
+    /// let d = Dispatcher::builder().store(MemoryStore::new()).keyring(Keyring::generate()?).build()?;
+    /// # let _ = d;
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn builder() -> DispatcherBuilder {
         DispatcherBuilder {
             store: None,
@@ -327,6 +337,13 @@ impl Dispatcher {
     }
 
     /// The options in effect.
+    ///
+    /// ```
+    /// # use consentry::{store::MemoryStore, vault::Keyring, webhook::Dispatcher};
+    /// let d = Dispatcher::builder().store(MemoryStore::new()).keyring(Keyring::generate()?).build()?;
+    /// assert_eq!(d.options().max_attempts(), 8);
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn options(&self) -> &DispatcherOptions {
         &self.inner.options
     }
@@ -334,6 +351,22 @@ impl Dispatcher {
     /// Subscribes to dispatcher events emitted from now on (bounded: a
     /// subscriber more than [`DISPATCH_EVENT_BUFFER`] behind loses the
     /// oldest).
+    ///
+    /// ```
+    /// # use consentry::http::{self, HttpRequest, Response};
+    /// # use consentry::{store::MemoryStore, vault::Keyring};
+    /// # use consentry::webhook::{Actor, DispatchEventKind, Dispatcher, EndpointConfig};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let gone = http::from_fn(|_req: HttpRequest| async { Ok(Response::builder().status(410).body(Vec::new()).unwrap()) });
+    /// let d = Dispatcher::builder().store(MemoryStore::new()).keyring(Keyring::generate()?).http(gone).build()?;
+    /// d.create_endpoint(&Actor::admin("alice"), EndpointConfig::new("https://hooks.example.com/in")).await?;
+    /// let mut events = d.subscribe();
+    /// d.publish("a.b", serde_json::json!({}), None).await?;
+    /// d.run_once().await?;
+    /// assert_eq!(events.try_recv().unwrap().kind, DispatchEventKind::EndpointDisabled);
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub fn subscribe(&self) -> DispatchEvents {
         self.inner.events.subscribe()
     }
@@ -369,12 +402,12 @@ impl Dispatcher {
         payload: impl Into<Payload>,
         idempotency_key: Option<&str>,
     ) -> Result<MessageId> {
-        let payload = payload.into().0;
+        let Payload(payload, is_json) = payload.into();
         let limit = self.inner.options.max_payload;
         if payload.len() > limit {
             return Err(WebhookError::PayloadTooLarge { limit }.into());
         }
-        if serde_json::from_slice::<serde::de::IgnoredAny>(&payload).is_err() {
+        if !is_json && serde_json::from_slice::<serde::de::IgnoredAny>(&payload).is_err() {
             return Err(Error::invalid("webhook payload", "not JSON"));
         }
         endpoint::event_type(event_type)?;
@@ -400,6 +433,20 @@ impl Dispatcher {
     ///
     /// # Errors
     /// [`Error::Storage`] if the store fails.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use consentry::{clock::ManualClock, store::MemoryStore, vault::Keyring, webhook::Dispatcher};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let clock = ManualClock::starting_now();
+    /// let d = Dispatcher::builder().store(MemoryStore::new()).keyring(Keyring::generate()?).clock(clock.clone()).build()?;
+    /// d.publish("a.b", serde_json::json!({}), None).await?; // no endpoint: nothing pending
+    /// assert_eq!(d.purge_messages(Duration::from_secs(3600)).await?, 0);
+    /// clock.advance(Duration::from_secs(3601));
+    /// assert_eq!(d.purge_messages(Duration::from_secs(3600)).await?, 1);
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn purge_messages(&self, age: std::time::Duration) -> Result<u64> {
         let before = self
             .inner

@@ -34,6 +34,11 @@ const MAX_ROUNDS: usize = 1000;
 const MAX_CACHED: usize = 4096;
 
 /// What [`Dispatcher::run_once`] did.
+///
+/// ```
+/// let nothing = consentry::webhook::RunReport::default();
+/// assert_eq!(nothing.attempted, 0);
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RunReport {
@@ -84,6 +89,28 @@ impl Dispatcher {
     /// many processes. Store errors are retried with backoff (bounded at
     /// 30 s); dropping the future stops it (leased deliveries are taken
     /// over when their lease expires).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use consentry::http::{self, HttpRequest, Response};
+    /// # use consentry::{store::MemoryStore, vault::Keyring};
+    /// # use consentry::webhook::{Actor, Dispatcher, EndpointConfig};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # let ok = http::from_fn(|_req: HttpRequest| async { Ok(Response::new(Vec::new())) });
+    /// # let d = Dispatcher::builder().store(MemoryStore::new()).keyring(Keyring::generate()?).http(ok).build()?;
+    /// let admin = Actor::admin("alice");
+    /// d.create_endpoint(&admin, EndpointConfig::new("https://hooks.example.com/in")).await?;
+    /// let worker = tokio::spawn(d.run());
+    /// let id = d.publish("user.created", serde_json::json!({}), None).await?;
+    /// for _ in 0..500 {
+    ///     if d.attempts(&admin, &id).await?.len() == 1 { break; }
+    ///     tokio::time::sleep(Duration::from_millis(10)).await;
+    /// }
+    /// assert_eq!(d.attempts(&admin, &id).await?[0].status, Some(200));
+    /// worker.abort();
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub fn run(&self) -> impl Future<Output = ()> + Send + 'static {
         let this = self.clone();
         async move { this.run_loop().await }
@@ -99,6 +126,30 @@ impl Dispatcher {
     /// # Errors
     /// Storage errors from claiming or recording (what was sent and not
     /// recorded is sent again after its lease expires).
+    ///
+    /// ```
+    /// # use consentry::http::{self, HttpRequest, Response};
+    /// # use consentry::{clock::{Clock, ManualClock}, store::MemoryStore, vault::Keyring};
+    /// # use consentry::webhook::{Actor, Dispatcher, EndpointConfig};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// // A receiver that is down (any `HttpClient` works; the default one is a `WebhookClient`).
+    /// let down = http::from_fn(|_req: HttpRequest| async { Ok(Response::builder().status(503).body(b"down".to_vec()).unwrap()) });
+    /// let clock = ManualClock::starting_now();
+    /// let d = Dispatcher::builder().store(MemoryStore::new()).keyring(Keyring::generate()?)
+    ///     .http(down).clock(clock.clone()).build()?;
+    /// let admin = Actor::admin("alice");
+    /// let e = d.create_endpoint(&admin, EndpointConfig::new("https://hooks.example.com/in")).await?;
+    /// let id = d.publish("user.created", serde_json::json!({"id": "u_1"}), None).await?;
+    /// let report = d.run_once().await?;
+    /// assert_eq!((report.attempted, report.failed), (1, 1));
+    /// assert_eq!(d.run_once().await?.attempted, 0); // the retry is due in 5 s (±20 %)
+    /// clock.advance(std::time::Duration::from_secs(6));
+    /// assert_eq!(d.run_once().await?.attempted, 1);
+    /// let log = d.attempts(&admin, &id).await?;
+    /// assert_eq!(log.iter().map(|a| a.attempt).collect::<Vec<_>>(), [1, 2]);
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn run_once(&self) -> Result<RunReport> {
         let owner = self.owner();
         let mut report = RunReport::default();
@@ -166,34 +217,67 @@ impl Dispatcher {
         tasks.spawn(async move {
             while let Some(first) = rx.recv().await {
                 let mut batch = vec![first];
+                // Gather what finishes meanwhile (a few scheduler turns):
+                // one transaction for many attempts writes each page once.
+                let mut turns = 0;
                 while batch.len() < FLUSH_BATCH {
                     match rx.try_recv() {
                         Ok(d) => batch.push(d),
+                        Err(_) if turns < 8 && batch.len() < FLUSH_BATCH / 8 => {
+                            turns += 1;
+                            tokio::task::yield_now().await;
+                        }
                         Err(_) => break,
                     }
                 }
                 recorder.record_with_retries(batch).await;
             }
         });
-        let sem = Arc::new(Semaphore::new(self.inner.options.concurrency));
+        let concurrency = self.inner.options.concurrency;
+        let sem = Arc::new(Semaphore::new(concurrency));
+        // Claim in chunks (one transaction for many deliveries) while busy,
+        // one at a time only when the queue has run dry.
+        let chunk = (concurrency / 2).clamp(1, self.inner.options.batch);
         let mut backoff = self.inner.options.poll_interval;
+        let mut busy = false;
         loop {
             while tasks.try_join_next().is_some() {}
-            let Ok(first) = sem.clone().acquire_owned().await else {
+            let first = if busy {
+                sem.clone()
+                    .acquire_many_owned(u32::try_from(chunk).unwrap_or(1))
+                    .await
+            } else {
+                sem.clone().acquire_owned().await
+            };
+            let Ok(mut permits) = first else {
                 return;
             };
+            let more = sem.available_permits().min(
+                self.inner
+                    .options
+                    .batch
+                    .saturating_sub(permits.num_permits()),
+            );
+            if let Ok(extra) = sem
+                .clone()
+                .try_acquire_many_owned(u32::try_from(more).unwrap_or(0))
+            {
+                permits.merge(extra);
+            }
             let notified = self.inner.wake.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let want = (sem.available_permits() + 1).min(self.inner.options.batch);
+            let want = permits.num_permits();
             match self.claim(&owner, self.inner.clock.now(), want).await {
                 Err(_) => {
-                    drop(first);
+                    drop(permits);
+                    busy = false;
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(30));
                 }
                 Ok(claimed) if claimed.is_empty() => {
-                    drop(first);
+                    drop(permits);
+                    busy = false;
                     backoff = self.inner.options.poll_interval;
                     tokio::select! {
                         () = &mut notified => {}
@@ -202,14 +286,10 @@ impl Dispatcher {
                 }
                 Ok(claimed) => {
                     backoff = self.inner.options.poll_interval;
-                    let mut permit = Some(first);
+                    busy = claimed.len() == want;
                     for c in claimed {
-                        let permit = match permit.take() {
-                            Some(p) => p,
-                            None => match sem.clone().acquire_owned().await {
-                                Ok(p) => p,
-                                Err(_) => return,
-                            },
+                        let Some(permit) = permits.split(1) else {
+                            return;
                         };
                         let (this, owner, tx) = (self.clone(), owner.clone(), tx.clone());
                         tasks.spawn(async move {
@@ -433,11 +513,25 @@ impl Dispatcher {
         *request.method_mut() = Method::POST;
         *request.uri_mut() = rt.uri.clone();
         let headers = request.headers_mut();
-        headers.extend(rt.headers.clone());
+        if !rt.headers.is_empty() {
+            headers.extend(rt.headers.clone());
+        }
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        static NAMES: [HeaderName; 3] = [
+            HeaderName::from_static("webhook-id"),
+            HeaderName::from_static("webhook-timestamp"),
+            HeaderName::from_static("webhook-signature"),
+        ];
         for (name, value) in signed.iter() {
+            let name = match NAMES.iter().find(|n| n.as_str() == name) {
+                Some(n) => n.clone(),
+                None => match HeaderName::from_bytes(name.as_bytes()) {
+                    Ok(n) => n,
+                    Err(_) => continue,
+                },
+            };
             if let Ok(v) = HeaderValue::from_str(value) {
-                headers.insert(HeaderName::from_static(name), v);
+                headers.insert(name, v);
             }
         }
         match tokio::time::timeout(self.inner.options.timeout, self.inner.http.send(request)).await

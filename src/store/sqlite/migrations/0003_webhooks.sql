@@ -69,8 +69,8 @@ CREATE TABLE consentry_webhook_attempts (
     duration_us INTEGER NOT NULL
 );
 
+-- The log of a message is read through its deliveries.
 CREATE INDEX consentry_webhook_attempts_by_delivery ON consentry_webhook_attempts (delivery);
-CREATE INDEX consentry_webhook_attempts_by_message ON consentry_webhook_attempts (message);
 
 -- Delivery ids already received, per scope, until they expire.
 CREATE TABLE consentry_webhook_replay (
