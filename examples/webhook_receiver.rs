@@ -107,7 +107,8 @@ async fn main() -> Result<()> {
 
     let now = SystemTime::now();
     let body = br#"{"type":"user.created","data":{"id":"user_29w83sxmDNGwOuEthce5gg56FcC"}}"#;
-    let cases: Vec<(&str, Vec<(&str, String)>, &[u8])> = vec![
+    type Case<'a> = (&'a str, Vec<(&'a str, String)>, &'a [u8]);
+    let cases: Vec<Case<'_>> = vec![
         (
             "standard webhooks",
             signed(&secret, "msg_1", now, body, "webhook"),

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-/// A coarse, `Copy` classification of an [`Error`].
+/// A coarse, `Copy` classification of an [`Error`](super::Error).
 ///
 /// ```
 /// use consentry::ErrorKind;
@@ -31,7 +31,7 @@ pub enum ErrorKind {
     /// does not verify, a stale timestamp. Do not process the request.
     Unauthorized,
     /// A consentry bug, or the operating system's random number generator
-    /// failed ([`Error::Random`]).
+    /// failed ([`Error::Random`](super::Error::Random)).
     Internal,
     /// The user's grant at the provider is gone (`invalid_grant`, a revoked
     /// token): the user has to connect again.

@@ -4,7 +4,7 @@ use serde::Serialize;
 
 /// An RFC 9457 problem document (`application/problem+json`).
 ///
-/// Build one with [`Error::to_problem`]; serialize it with serde.
+/// Build one with [`Error::to_problem`](super::Error::to_problem); serialize it with serde.
 ///
 /// ```
 /// use consentry::Error;

@@ -1,7 +1,8 @@
 //! [`Integrations`]: the facade that wires store, vault, HTTP client,
 //! connectors and clock into the operations a host calls.
 //!
-//! ```no_run
+#![cfg_attr(feature = "sqlite", doc = "```no_run")]
+#![cfg_attr(not(feature = "sqlite"), doc = "```ignore")]
 //! use consentry::{ConnectorId, Integrations, Purpose, Scope, UserId};
 //! use consentry::connector::{Catalogue, ClientRegistration};
 //! use consentry::secret::ClientSecret;

@@ -129,6 +129,7 @@ impl Trigger {
         }
     }
 
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
     pub(crate) fn parse(s: &str) -> Option<Self> {
         match s {
             "scheduled" => Some(Self::Scheduled),
@@ -168,6 +169,7 @@ impl DeliveryState {
         }
     }
 
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
     pub(crate) fn parse(s: &str) -> Option<Self> {
         match s {
             "pending" => Some(Self::Pending),

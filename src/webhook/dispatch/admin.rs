@@ -88,7 +88,7 @@ impl Dispatcher {
     /// # use consentry::{ErrorKind, store::MemoryStore, vault::Keyring};
     /// # use consentry::webhook::{Actor, Dispatcher, EndpointConfig};
     /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-    /// # let d = Dispatcher::builder().store(MemoryStore::new()).keyring(Keyring::generate()?).build()?;
+    /// # let d = Dispatcher::builder().store(MemoryStore::new()).keyring(Keyring::generate()?).http(consentry::http::from_fn(|_r| async { Err(consentry::http::HttpError::from_kind(consentry::http::HttpErrorKind::Connect)) })).build()?;
     /// let config = EndpointConfig::new("https://hooks.example.com/in");
     /// let err = d.create_endpoint(&Actor::user("bob"), config.clone()).await.unwrap_err();
     /// assert_eq!(err.kind(), ErrorKind::Forbidden);
@@ -140,7 +140,7 @@ impl Dispatcher {
     /// # use consentry::{store::MemoryStore, vault::Keyring};
     /// # use consentry::webhook::{Actor, Dispatcher, EndpointConfig, EndpointUpdate};
     /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-    /// # let d = Dispatcher::builder().store(MemoryStore::new()).keyring(Keyring::generate()?).build()?;
+    /// # let d = Dispatcher::builder().store(MemoryStore::new()).keyring(Keyring::generate()?).http(consentry::http::from_fn(|_r| async { Err(consentry::http::HttpError::from_kind(consentry::http::HttpErrorKind::Connect)) })).build()?;
     /// let admin = Actor::admin("alice");
     /// let e = d.create_endpoint(&admin, EndpointConfig::new("https://hooks.example.com/in")).await?;
     /// let e = d.update_endpoint(&admin, &e.id, EndpointUpdate::new().enabled(false)).await?;
@@ -198,7 +198,7 @@ impl Dispatcher {
     /// # use consentry::{store::MemoryStore, vault::Keyring, secrecy::ExposeSecret};
     /// # use consentry::webhook::{Actor, Dispatcher, EndpointConfig};
     /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-    /// # let d = Dispatcher::builder().store(MemoryStore::new()).keyring(Keyring::generate()?).build()?;
+    /// # let d = Dispatcher::builder().store(MemoryStore::new()).keyring(Keyring::generate()?).http(consentry::http::from_fn(|_r| async { Err(consentry::http::HttpError::from_kind(consentry::http::HttpErrorKind::Connect)) })).build()?;
     /// let admin = Actor::admin("alice");
     /// let e = d.create_endpoint(&admin, EndpointConfig::new("https://hooks.example.com/in")).await?;
     /// let old = e.secrets.unwrap().current;
@@ -281,7 +281,7 @@ impl Dispatcher {
     /// # use consentry::{store::MemoryStore, vault::Keyring};
     /// # use consentry::webhook::{Actor, Dispatcher, EndpointConfig};
     /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-    /// # let d = Dispatcher::builder().store(MemoryStore::new()).keyring(Keyring::generate()?).build()?;
+    /// # let d = Dispatcher::builder().store(MemoryStore::new()).keyring(Keyring::generate()?).http(consentry::http::from_fn(|_r| async { Err(consentry::http::HttpError::from_kind(consentry::http::HttpErrorKind::Connect)) })).build()?;
     /// let e = d.create_endpoint(&Actor::admin("alice"), EndpointConfig::new("https://hooks.example.com/in")).await?;
     /// assert!(d.get_endpoint(&Actor::user("bob"), &e.id).await?.secrets.is_none());
     /// assert!(d.get_endpoint(&Actor::admin("alice"), &e.id).await?.secrets.is_some());

@@ -1,85 +1,4 @@
-//! The outbound webhook [`Dispatcher`]: admin-managed endpoints, a durable
-//! outbox, signed deliveries with retries, and SSRF protection.
-//!
-//! ```
-//! use std::time::Duration;
-//! use consentry::store::MemoryStore;
-//! use consentry::vault::Keyring;
-//! use consentry::webhook::{Actor, Dispatcher, DispatcherOptions, EndpointConfig};
-//!
-//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-//! let dispatcher = Dispatcher::builder()
-//!     .store(MemoryStore::new())          // SqliteStore in production
-//!     .keyring(Keyring::generate()?)      // seals the endpoints' secrets
-//!     .build()?;
-//! let admin = Actor::admin("alice");
-//! let endpoint = dispatcher
-//!     .create_endpoint(&admin, EndpointConfig::new("https://hooks.example.com/in").event_types(["user.created"]))
-//!     .await?;
-//! let secret = endpoint.secrets.expect("admins see the secret").current; // give it to the receiver
-//! # let _ = secret;
-//! let id = dispatcher.publish("user.created", serde_json::json!({"id": "u_1"}), Some("req-1")).await?;
-//! assert_eq!(dispatcher.publish("user.created", serde_json::json!({"id": "u_1"}), Some("req-1")).await?, id);
-//! // In the host: tokio::spawn(dispatcher.run());
-//! # Ok::<(), consentry::Error>(())
-//! # }).unwrap();
-//! ```
-//!
-//! # Delivery semantics
-//!
-//! - **At least once.** [`publish`](Dispatcher::publish) writes the message
-//!   and one delivery per subscribed, enabled endpoint in one transaction.
-//!   A delivery is marked done only after a `2xx`; a crash between sending
-//!   and marking means one more attempt later, never a loss.
-//! - **A stable `webhook-id`.** Every attempt of a message carries the same
-//!   `webhook-id` (its [`MessageId`]), so receivers drop duplicates by it
-//!   (see [`ReplayGuard`](crate::webhook::ReplayGuard)). Each attempt is
-//!   signed anew (`webhook-timestamp` is the attempt's time) with the
-//!   endpoint's current secret and, during a rotation's grace period
-//!   (default 24 h), its previous ones.
-//! - **Leases.** Workers claim due deliveries with a lease in the store
-//!   (an `UPDATE ... RETURNING` over rows whose lease is free or expired),
-//!   so several [`run`](Dispatcher::run) futures, in several processes,
-//!   never send one attempt twice while its lease holds. The lease outlives
-//!   the request timeout; a crashed worker's deliveries are taken over when
-//!   it expires.
-//! - **No redirects; bounded everything.** A `3xx` is a failed attempt; the
-//!   response body is kept truncated to 20 kB; payloads are limited
-//!   (default 256 KiB, refused at publish).
-//!
-//! # Retries and disabling
-//!
-//! Svix's rules (reference §3.1, §3.2): attempts immediately, then after
-//! 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h, each delay with ±20 %
-//! jitter ([`DispatcherOptions::retry_schedule`]); at least 60 s after a
-//! timeout or a `429`; a `Retry-After` (seconds or HTTP date) is honoured
-//! within `[delay, 2 × delay]`. Success is any `2xx`. `410 Gone` disables
-//! the endpoint at once. When a message exhausts its schedule the
-//! endpoint's failure clock starts; an exhaustion more than 5 days later
-//! with no success in between disables it (a success resets the clock;
-//! after 10 days the old failures are forgiven). Transitions are
-//! [`DispatchEvent`]s ([`Dispatcher::subscribe`]). Manual attempts
-//! ([`replay`](Dispatcher::replay), [`recover`](Dispatcher::recover)) are
-//! tried once and never rescheduled.
-//!
-//! # SSRF protection, and its limits
-//!
-//! Endpoint URLs must be `https` (`http` only to loopback, and loopback only
-//! with [`DispatcherOptions::allow_insecure_loopback`]); an IP literal is
-//! checked when the endpoint is created or changed. The default HTTP client
-//! ([`WebhookClient`](crate::webhook::WebhookClient), feature `reqwest`)
-//! checks IP-literal URLs before connecting, resolves host names itself,
-//! drops every address that [`ssrf`](crate::webhook::ssrf) blocks (private,
-//! loopback, link-local and metadata, CGNAT, multicast, documentation, the
-//! IPv4-mapped and NAT64 forms of them, ...), and connects only to an
-//! address that passed: no second lookup for DNS rebinding to change.
-//! [`DispatcherOptions::allow_network`] lets chosen networks through.
-//!
-//! This is a filter in the application, not a network boundary: it cannot
-//! see what a proxy or a NAT does, and a bug in it or in a dependency is an
-//! SSRF. Run the dispatcher behind a filtering egress proxy (such as
-//! smokescreen) on an isolated network as well, as the Standard Webhooks
-//! specification recommends.
+//! The outbound webhook [`Dispatcher`]; see its documentation.
 
 mod admin;
 #[cfg(feature = "reqwest")]
@@ -121,8 +40,90 @@ use crate::webhook::WebhookError;
 /// Longest idempotency key accepted, in bytes.
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 
-/// Sends signed webhooks to admin-registered endpoints, durably. Cheap to
-/// clone; clones share everything. See the [module docs](self).
+/// The outbound webhook dispatcher: admin-managed endpoints, a durable
+/// outbox, signed deliveries with retries, and SSRF protection. Cheap to
+/// clone; clones share everything.
+///
+/// ```
+/// use std::time::Duration;
+/// use consentry::store::MemoryStore;
+/// use consentry::vault::Keyring;
+/// use consentry::webhook::{Actor, Dispatcher, DispatcherOptions, EndpointConfig};
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let dispatcher = Dispatcher::builder()
+///     .store(MemoryStore::new())          // SqliteStore in production
+///     .keyring(Keyring::generate()?)      // seals the endpoints' secrets
+/// #   .http(consentry::http::from_fn(|_r| async { Err(consentry::http::HttpError::from_kind(consentry::http::HttpErrorKind::Connect)) }))
+///     .build()?;
+/// let admin = Actor::admin("alice");
+/// let endpoint = dispatcher
+///     .create_endpoint(&admin, EndpointConfig::new("https://hooks.example.com/in").event_types(["user.created"]))
+///     .await?;
+/// let secret = endpoint.secrets.expect("admins see the secret").current; // give it to the receiver
+/// # let _ = secret;
+/// let id = dispatcher.publish("user.created", serde_json::json!({"id": "u_1"}), Some("req-1")).await?;
+/// assert_eq!(dispatcher.publish("user.created", serde_json::json!({"id": "u_1"}), Some("req-1")).await?, id);
+/// // In the host: tokio::spawn(dispatcher.run());
+/// # Ok::<(), consentry::Error>(())
+/// # }).unwrap();
+/// ```
+///
+/// # Delivery semantics
+///
+/// - **At least once.** [`publish`](Dispatcher::publish) writes the message
+///   and one delivery per subscribed, enabled endpoint in one transaction.
+///   A delivery is marked done only after a `2xx`; a crash between sending
+///   and marking means one more attempt later, never a loss.
+/// - **A stable `webhook-id`.** Every attempt of a message carries the same
+///   `webhook-id` (its [`MessageId`]), so receivers drop duplicates by it
+///   (see [`ReplayGuard`](crate::webhook::ReplayGuard)). Each attempt is
+///   signed anew (`webhook-timestamp` is the attempt's time) with the
+///   endpoint's current secret and, during a rotation's grace period
+///   (default 24 h), its previous ones.
+/// - **Leases.** Workers claim due deliveries with a lease in the store
+///   (an `UPDATE ... RETURNING` over rows whose lease is free or expired),
+///   so several [`run`](Dispatcher::run) futures, in several processes,
+///   never send one attempt twice while its lease holds. The lease outlives
+///   the request timeout; a crashed worker's deliveries are taken over when
+///   it expires.
+/// - **No redirects; bounded everything.** A `3xx` is a failed attempt; the
+///   response body is kept truncated to 20 kB; payloads are limited
+///   (default 256 KiB, refused at publish).
+///
+/// # Retries and disabling
+///
+/// Svix's rules (reference §3.1, §3.2): attempts immediately, then after
+/// 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h, each delay with ±20 %
+/// jitter ([`DispatcherOptions::retry_schedule`]); at least 60 s after a
+/// timeout or a `429`; a `Retry-After` (seconds or HTTP date) is honoured
+/// within `[delay, 2 × delay]`. Success is any `2xx`. `410 Gone` disables
+/// the endpoint at once. When a message exhausts its schedule the
+/// endpoint's failure clock starts; an exhaustion more than 5 days later
+/// with no success in between disables it (a success resets the clock;
+/// after 10 days the old failures are forgiven). Transitions are
+/// [`DispatchEvent`]s ([`Dispatcher::subscribe`]). Manual attempts
+/// ([`replay`](Dispatcher::replay), [`recover`](Dispatcher::recover)) are
+/// tried once and never rescheduled.
+///
+/// # SSRF protection, and its limits
+///
+/// Endpoint URLs must be `https` (`http` only to loopback, and loopback only
+/// with [`DispatcherOptions::allow_insecure_loopback`]); an IP literal is
+/// checked when the endpoint is created or changed. The default HTTP client
+/// ([`WebhookClient`](crate::webhook::WebhookClient), feature `reqwest`)
+/// checks IP-literal URLs before connecting, resolves host names itself,
+/// drops every address that [`ssrf`](crate::webhook::ssrf) blocks (private,
+/// loopback, link-local and metadata, CGNAT, multicast, documentation, the
+/// IPv4-mapped and NAT64 forms of them, ...), and connects only to an
+/// address that passed: no second lookup for DNS rebinding to change.
+/// [`DispatcherOptions::allow_network`] lets chosen networks through.
+///
+/// This is a filter in the application, not a network boundary: it cannot
+/// see what a proxy or a NAT does, and a bug in it or in a dependency is an
+/// SSRF. Run the dispatcher behind a filtering egress proxy (such as
+/// smokescreen) on an isolated network as well, as the Standard Webhooks
+/// specification recommends.
 #[derive(Clone)]
 pub struct Dispatcher {
     inner: Arc<Inner>,
@@ -321,7 +322,9 @@ impl Dispatcher {
     /// use consentry::{ErrorKind, store::MemoryStore, vault::Keyring, webhook::Dispatcher};
     /// assert_eq!(Dispatcher::builder().build().unwrap_err().kind(), ErrorKind::InvalidInput);
     /// assert!(Dispatcher::builder().store(MemoryStore::new()).build().is_err()); // no keyring
-    /// let d = Dispatcher::builder().store(MemoryStore::new()).keyring(Keyring::generate()?).build()?;
+    /// let d = Dispatcher::builder().store(MemoryStore::new()).keyring(Keyring::generate()?)
+    /// #     .http(consentry::http::from_fn(|_r| async { Err(consentry::http::HttpError::from_kind(consentry::http::HttpErrorKind::Connect)) }))
+    ///     .build()?;
     /// # let _ = d;
     /// # Ok::<(), consentry::Error>(())
     /// ```
@@ -340,7 +343,9 @@ impl Dispatcher {
     ///
     /// ```
     /// # use consentry::{store::MemoryStore, vault::Keyring, webhook::Dispatcher};
-    /// let d = Dispatcher::builder().store(MemoryStore::new()).keyring(Keyring::generate()?).build()?;
+    /// let d = Dispatcher::builder().store(MemoryStore::new()).keyring(Keyring::generate()?)
+    /// #     .http(consentry::http::from_fn(|_r| async { Err(consentry::http::HttpError::from_kind(consentry::http::HttpErrorKind::Connect)) }))
+    ///     .build()?;
     /// assert_eq!(d.options().max_attempts(), 8);
     /// # Ok::<(), consentry::Error>(())
     /// ```
@@ -389,7 +394,9 @@ impl Dispatcher {
     /// # use consentry::webhook::{Dispatcher, DispatcherOptions, WebhookError};
     /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
     /// let small = DispatcherOptions::default().max_payload(16);
-    /// let d = Dispatcher::builder().store(MemoryStore::new()).keyring(Keyring::generate()?).options(small).build()?;
+    /// let d = Dispatcher::builder().store(MemoryStore::new()).keyring(Keyring::generate()?).options(small)
+    /// #     .http(consentry::http::from_fn(|_r| async { Err(consentry::http::HttpError::from_kind(consentry::http::HttpErrorKind::Connect)) }))
+    ///     .build()?;
     /// let err = d.publish("a.b", serde_json::json!({"text": "far too long for sixteen bytes"}), None).await.unwrap_err();
     /// assert!(matches!(err, Error::Webhook(WebhookError::PayloadTooLarge { limit: 16 })));
     /// assert!(d.publish("a.b", b"not json".as_slice(), None).await.is_err());
@@ -439,7 +446,9 @@ impl Dispatcher {
     /// # use consentry::{clock::ManualClock, store::MemoryStore, vault::Keyring, webhook::Dispatcher};
     /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
     /// let clock = ManualClock::starting_now();
-    /// let d = Dispatcher::builder().store(MemoryStore::new()).keyring(Keyring::generate()?).clock(clock.clone()).build()?;
+    /// let d = Dispatcher::builder().store(MemoryStore::new()).keyring(Keyring::generate()?).clock(clock.clone())
+    /// #     .http(consentry::http::from_fn(|_r| async { Err(consentry::http::HttpError::from_kind(consentry::http::HttpErrorKind::Connect)) }))
+    ///     .build()?;
     /// d.publish("a.b", serde_json::json!({}), None).await?; // no endpoint: nothing pending
     /// assert_eq!(d.purge_messages(Duration::from_secs(3600)).await?, 0);
     /// clock.advance(Duration::from_secs(3601));
