@@ -28,6 +28,7 @@
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
 mod connections;
+mod outbox;
 mod webhook;
 
 pub use connections::{
@@ -35,10 +36,13 @@ pub use connections::{
     connections_list_and_expiring, delete_connection_and_revocation_queue, leases_have_one_owner,
     pending_authorizations_are_single_use,
 };
+pub use outbox::{
+    webhook_claims_leases_and_completions, webhook_concurrent_claims_are_disjoint,
+    webhook_disable_policy_replay_and_recover,
+};
 pub use webhook::{
-    replay_guard_check_and_insert, webhook_claims_leases_and_completions,
-    webhook_concurrent_claims_are_disjoint, webhook_disable_policy_replay_and_recover,
-    webhook_endpoints_round_trip_and_compare_and_swap, webhook_publish_fans_out_and_is_idempotent,
+    replay_guard_check_and_insert, webhook_endpoints_round_trip_and_compare_and_swap,
+    webhook_publish_fans_out_and_is_idempotent,
 };
 
 use std::future::Future;

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 use url::Url;
 
 use super::endpoint::{self, Endpoint, EndpointConfig, EndpointSecrets, EndpointUpdate};
-use super::{Actor, Dispatcher, vault_location};
+use super::{Actor, Dispatcher, validate, vault_location};
 use crate::error::{Error, Result};
 use crate::ids::{EndpointId, MessageId};
 use crate::store::{AttemptRecord, DeliveryRecord, StoredEndpoint, StoredMessage};
@@ -100,10 +100,10 @@ impl Dispatcher {
     /// ```
     pub async fn create_endpoint(&self, actor: &Actor, config: EndpointConfig) -> Result<Endpoint> {
         actor.require_admin("create a webhook endpoint")?;
-        let url = endpoint::url(&config.url, &self.inner.options)?;
-        let event_types = endpoint::event_types(config.event_types)?;
-        endpoint::headers(&config.headers)?;
-        let rate_limit = endpoint::rate_limit(config.rate_limit)?;
+        let url = validate::url(&config.url, &self.inner.options)?;
+        let event_types = validate::event_types(config.event_types)?;
+        validate::headers(&config.headers)?;
+        let rate_limit = validate::rate_limit(config.rate_limit)?;
         let current = match config.secret {
             Some(s) => s,
             None => WebhookSecret::generate()?,
@@ -158,13 +158,13 @@ impl Dispatcher {
         actor.require_admin("change a webhook endpoint")?;
         let mut stored = self.stored(id).await?;
         if let Some(url) = &update.url {
-            stored.url = endpoint::url(url, &self.inner.options)?.into();
+            stored.url = validate::url(url, &self.inner.options)?.into();
         }
         if let Some(types) = update.event_types {
-            stored.event_types = endpoint::event_types(types)?;
+            stored.event_types = validate::event_types(types)?;
         }
         if let Some(limit) = update.rate_limit {
-            stored.rate_limit = endpoint::rate_limit(limit)?;
+            stored.rate_limit = validate::rate_limit(limit)?;
         }
         if let Some(enabled) = update.enabled {
             if enabled {
@@ -175,7 +175,7 @@ impl Dispatcher {
             stored.enabled = enabled;
         }
         if let Some(headers) = update.headers {
-            endpoint::headers(&headers)?;
+            validate::headers(&headers)?;
             let mut secrets = self.open_secrets(&stored).await?;
             secrets.headers = headers;
             stored.sealed = self.seal(id, &secrets).await?;

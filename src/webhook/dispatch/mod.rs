@@ -1,12 +1,14 @@
 //! The outbound webhook [`Dispatcher`]; see its documentation.
 
 mod admin;
+mod attempt;
 #[cfg(feature = "reqwest")]
 mod client;
 mod endpoint;
 mod events;
 mod options;
 mod retry;
+mod validate;
 mod worker;
 
 use std::collections::HashMap;
@@ -137,8 +139,8 @@ struct Inner {
     options: DispatcherOptions,
     events: broadcast::Sender<DispatchEvent>,
     wake: Notify,
-    runtimes: Mutex<HashMap<EndpointId, Arc<worker::Runtime>>>,
-    limiter: Mutex<HashMap<EndpointId, worker::Bucket>>,
+    runtimes: Mutex<HashMap<EndpointId, Arc<attempt::Runtime>>>,
+    limiter: Mutex<HashMap<EndpointId, attempt::Bucket>>,
     instance: String,
     workers: AtomicU64,
 }
@@ -417,7 +419,7 @@ impl Dispatcher {
         if !is_json && serde_json::from_slice::<serde::de::IgnoredAny>(&payload).is_err() {
             return Err(Error::invalid("webhook payload", "not JSON"));
         }
-        endpoint::event_type(event_type)?;
+        validate::event_type(event_type)?;
         let now = self.inner.clock.now();
         let mut message = NewMessage::new(MessageId::generate()?, event_type, payload, now);
         if let Some(key) = idempotency_key {
