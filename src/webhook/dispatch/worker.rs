@@ -207,72 +207,87 @@ impl Dispatcher {
                 recorder.record_with_retries(batch).await;
             }
         });
+        // Claiming runs ahead of sending: up to `concurrency` claimed
+        // deliveries wait in `work` while as many are in flight, so the
+        // requests keep going while the next claim is in the store.
         let concurrency = self.inner.options.concurrency;
-        let sem = Arc::new(Semaphore::new(concurrency));
-        // Claim in chunks (one transaction for many deliveries) while busy,
-        // one at a time only when the queue has run dry.
-        let chunk = (concurrency / 2).clamp(1, self.inner.options.batch);
+        let (work_tx, mut work) = mpsc::channel::<ClaimedDelivery>(concurrency);
+        tasks.spawn(self.clone().claim_loop(owner.clone(), work_tx));
+        let in_flight = Arc::new(Semaphore::new(concurrency));
+        while let Some(c) = work.recv().await {
+            while tasks.try_join_next().is_some() {}
+            let Ok(permit) = in_flight.clone().acquire_owned().await else {
+                return;
+            };
+            let (this, owner, tx) = (self.clone(), owner.clone(), tx.clone());
+            tasks.spawn(async move {
+                let done = this.attempt(&owner, c).await;
+                drop(permit);
+                if let Some(done) = done {
+                    let _ = tx.send(done);
+                }
+            });
+        }
+    }
+
+    /// Claims due deliveries into `work`: in chunks (one transaction for
+    /// many deliveries) while there is a backlog, as soon as there is room
+    /// when the queue has run dry; sleeps when nothing is due.
+    async fn claim_loop(self, owner: String, work: mpsc::Sender<ClaimedDelivery>) {
+        let batch = self.inner.options.batch;
+        let chunk = (batch / 2).max(1);
         let mut backoff = self.inner.options.poll_interval;
         let mut busy = false;
         loop {
-            while tasks.try_join_next().is_some() {}
-            let first = if busy {
-                sem.clone()
-                    .acquire_many_owned(u32::try_from(chunk).unwrap_or(1))
-                    .await
-            } else {
-                sem.clone().acquire_owned().await
-            };
-            let Ok(mut permits) = first else {
+            let Ok(mut permits) = work.reserve_many(if busy { chunk } else { 1 }).await else {
                 return;
             };
-            let more = sem.available_permits().min(
-                self.inner
-                    .options
-                    .batch
-                    .saturating_sub(permits.num_permits()),
-            );
-            if let Ok(extra) = sem
-                .clone()
-                .try_acquire_many_owned(u32::try_from(more).unwrap_or(0))
-            {
-                permits.merge(extra);
-            }
+            let extra = work.capacity().min(batch.saturating_sub(permits.len()));
+            let mut more = work.try_reserve_many(extra).ok();
+            let want = permits.len() + more.as_ref().map_or(0, ExactSizeIterator::len);
             let notified = self.inner.wake.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let want = permits.num_permits();
             match self.claim(&owner, self.inner.clock.now(), want).await {
                 Err(_) => {
-                    drop(permits);
                     busy = false;
+                    drop((permits, more));
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(30));
                 }
                 Ok(claimed) if claimed.is_empty() => {
-                    drop(permits);
                     busy = false;
+                    drop((permits, more));
                     backoff = self.inner.options.poll_interval;
                     tokio::select! {
                         () = &mut notified => {}
                         () = tokio::time::sleep(self.inner.options.poll_interval) => {}
                     }
                 }
+                Ok(claimed) if work.is_closed() => {
+                    // `run()` was dropped while claiming: give them back
+                    // rather than leave them leased until the lease expires.
+                    let now = self.inner.clock.now();
+                    for c in claimed {
+                        let _ = self
+                            .inner
+                            .store
+                            .release_webhook_delivery(c.delivery, &owner, now)
+                            .await;
+                    }
+                    return;
+                }
                 Ok(claimed) => {
                     backoff = self.inner.options.poll_interval;
                     busy = claimed.len() == want;
                     for c in claimed {
-                        let Some(permit) = permits.split(1) else {
-                            return;
-                        };
-                        let (this, owner, tx) = (self.clone(), owner.clone(), tx.clone());
-                        tasks.spawn(async move {
-                            let done = this.attempt(&owner, c).await;
-                            drop(permit);
-                            if let Some(done) = done {
-                                let _ = tx.send(done);
-                            }
-                        });
+                        match permits
+                            .next()
+                            .or_else(|| more.as_mut().and_then(Iterator::next))
+                        {
+                            Some(permit) => permit.send(c),
+                            None => break,
+                        }
                     }
                 }
             }
