@@ -228,7 +228,14 @@ fn apply_effect(
     }
 }
 
-fn complete(tx: &Transaction<'_>, c: &AttemptCompletion) -> Result<CompletionResult> {
+/// Records one attempt. `healthy` holds the endpoints already marked
+/// healthy in this transaction (a repeated `Healthy` is skipped until
+/// another effect touches that endpoint).
+fn complete(
+    tx: &Transaction<'_>,
+    c: &AttemptCompletion,
+    healthy: &mut std::collections::HashSet<String>,
+) -> Result<CompletionResult> {
     let err = sql("recording a webhook attempt");
     let a = &c.attempt;
     let delivery = i64::try_from(a.delivery).unwrap_or(i64::MAX);
@@ -287,7 +294,18 @@ fn complete(tx: &Transaction<'_>, c: &AttemptCompletion) -> Result<CompletionRes
         return Ok(result);
     };
     result.applied = true;
-    result.endpoint_disabled = apply_effect(tx, &endpoint, &c.endpoint, c.now)?;
+    match &c.endpoint {
+        EndpointEffect::Healthy if healthy.contains(&endpoint) => {}
+        EndpointEffect::Healthy => {
+            apply_effect(tx, &endpoint, &c.endpoint, c.now)?;
+            healthy.insert(endpoint);
+        }
+        EndpointEffect::None => {}
+        effect => {
+            healthy.remove(&endpoint);
+            result.endpoint_disabled = apply_effect(tx, &endpoint, effect, c.now)?;
+        }
+    }
     Ok(result)
 }
 
@@ -388,9 +406,10 @@ impl WebhookOutboxStore for SqliteStore {
         }
         self.write(move |conn| {
             let tx = immediate(conn, "recording webhook attempts")?;
+            let mut healthy = std::collections::HashSet::new();
             let results = completions
                 .iter()
-                .map(|c| complete(&tx, c))
+                .map(|c| complete(&tx, c, &mut healthy))
                 .collect::<Result<Vec<_>>>()?;
             tx.commit().map_err(sql("recording webhook attempts"))?;
             Ok(results)

@@ -112,7 +112,7 @@ impl Dispatcher {
     }
 
     /// One attempt: `None` if the delivery was deferred (rate limit).
-    pub(super) async fn attempt(&self, owner: &str, c: ClaimedDelivery) -> Option<Done> {
+    pub(super) async fn attempt(&self, owner: &str, mut c: ClaimedDelivery) -> Option<Done> {
         let now = self.inner.clock.now();
         let number = c.attempts.saturating_add(1);
         let started = Instant::now();
@@ -129,7 +129,8 @@ impl Dispatcher {
                         .await;
                     return None;
                 }
-                self.send(&rt, &c, now).await
+                let payload = std::mem::take(&mut c.payload);
+                self.send(&rt, &c, payload, now).await
             }
             Err(e) => Sent::NoResponse {
                 error: format!("endpoint configuration unavailable: {e}"),
@@ -140,12 +141,18 @@ impl Dispatcher {
         Some(self.outcome(owner, c, number, now, sent, duration))
     }
 
-    async fn send(&self, rt: &Runtime, c: &ClaimedDelivery, now: SystemTime) -> Sent {
+    async fn send(
+        &self,
+        rt: &Runtime,
+        c: &ClaimedDelivery,
+        payload: Vec<u8>,
+        now: SystemTime,
+    ) -> Sent {
         let secs = now
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         let keys = rt.secrets.signing_at(now);
-        let signed = match standard::sign_all(&keys, c.message.as_str(), secs, &c.payload) {
+        let signed = match standard::sign_all(&keys, c.message.as_str(), secs, &payload) {
             Ok(s) => s,
             Err(e) => {
                 return Sent::NoResponse {
@@ -154,7 +161,7 @@ impl Dispatcher {
                 };
             }
         };
-        let mut request = Request::new(c.payload.clone());
+        let mut request = Request::new(payload);
         *request.method_mut() = Method::POST;
         *request.uri_mut() = rt.uri.clone();
         let headers = request.headers_mut();
