@@ -1,5 +1,6 @@
 //! Validated identifiers: [`UserId`], [`ConnectorId`], [`ConnectionId`],
-//! [`Purpose`] and [`Scope`].
+//! [`Purpose`], [`Scope`], and the webhook dispatcher's [`EndpointId`] and
+//! [`MessageId`].
 //!
 //! Each is checked once, at construction (`new`, `FromStr`, deserialization):
 //! non-empty, bounded length, no control characters, plus a character set
@@ -43,6 +44,22 @@ pub(crate) fn check_token(what: &'static str, value: &str, max_len: usize) -> Re
         return Err(Error::invalid(
             what,
             format!("contains {c:?}; only ASCII letters, digits and `_ - . :` are allowed"),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a webhook identifier: ASCII letters, digits, `_` and `-` (no `.`,
+/// which separates the parts of signed Standard Webhooks content).
+fn check_webhook_id(what: &'static str, value: &str, max_len: usize) -> Result<()> {
+    check_common(what, value, max_len)?;
+    if let Some(c) = value
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-')))
+    {
+        return Err(Error::invalid(
+            what,
+            format!("contains {c:?}; only ASCII letters, digits, `_` and `-` are allowed"),
         ));
     }
     Ok(())
@@ -227,6 +244,72 @@ string_id! {
     /// # Ok::<(), consentry::Error>(())
     /// ```
     Scope, "scope", 512, check_scope
+}
+
+string_id! {
+    /// Identifies an outbound webhook endpoint: `ep_` and 26 lowercase
+    /// base32 characters when generated. ASCII letters, digits, `_` and
+    /// `-`, at most 64 bytes.
+    ///
+    /// ```
+    /// use consentry::EndpointId;
+    /// let id = EndpointId::generate()?;
+    /// assert!(id.as_str().starts_with("ep_"));
+    /// assert!(EndpointId::new("ep.1").is_err());
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
+    EndpointId, "endpoint id", 64, check_webhook_id
+}
+
+string_id! {
+    /// Identifies an outbound webhook message; sent as `webhook-id`, the
+    /// same on every attempt, so receivers can drop duplicates. `msg_` and
+    /// 26 lowercase base32 characters when generated. ASCII letters,
+    /// digits, `_` and `-`, at most 64 bytes.
+    ///
+    /// ```
+    /// use consentry::MessageId;
+    /// let id = MessageId::generate()?;
+    /// assert!(id.as_str().starts_with("msg_"));
+    /// assert!(MessageId::new("msg 1").is_err());
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
+    MessageId, "message id", 64, check_webhook_id
+}
+
+impl EndpointId {
+    /// A fresh random id, `ep_` followed by 26 lowercase base32 characters
+    /// (128 bits).
+    ///
+    /// # Errors
+    /// [`Error::Random`] if the system random number generator fails.
+    ///
+    /// ```
+    /// use consentry::EndpointId;
+    /// assert_ne!(EndpointId::generate()?, EndpointId::generate()?);
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
+    pub fn generate() -> Result<Self> {
+        Ok(Self(format!("ep_{}", crate::secret::random_token(16)?)))
+    }
+}
+
+impl MessageId {
+    /// A fresh random id, `msg_` followed by 26 lowercase base32
+    /// characters (128 bits).
+    ///
+    /// # Errors
+    /// [`Error::Random`] if the system random number generator fails.
+    ///
+    /// ```
+    /// use consentry::MessageId;
+    /// let id = MessageId::generate()?;
+    /// assert_eq!(id.as_str().len(), "msg_".len() + 26);
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
+    pub fn generate() -> Result<Self> {
+        Ok(Self(format!("msg_{}", crate::secret::random_token(16)?)))
+    }
 }
 
 impl ConnectionId {

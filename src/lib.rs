@@ -10,8 +10,8 @@
 //! backends, the token vault), connecting accounts over OAuth 2.0 (the
 //! [`HttpClient`](http::HttpClient) seam, connectors and their TOML
 //! catalogue, the [`Integrations`] facade with consent-gated, race-free
-//! token refresh and revoke-on-disconnect), and webhook signing and
-//! verification.
+//! token refresh and revoke-on-disconnect), webhook signing and
+//! verification, and the outbound webhook dispatcher.
 //!
 //! ## The vault in one example
 //!
@@ -49,7 +49,10 @@
 //!   no redirects, timeouts, bounded bodies).
 //! - [`vault`]: envelope encryption of credentials, key rotation, crypto-shredding.
 //! - [`webhook`]: Standard Webhooks signing and verification (Svix, Clerk),
-//!   verifiers for Stripe, GitHub, Slack and Shopify, and SSRF address checks.
+//!   verifiers for Stripe, GitHub, Slack and Shopify, a store-backed replay
+//!   guard, SSRF address checks, and the outbound
+//!   [`Dispatcher`](webhook::Dispatcher) (admin-managed endpoints with
+//!   sealed secrets, durable outbox, Svix's retry schedule, leased workers).
 //! - [`store`]: the storage traits, [`store::MemoryStore`], `store::SqliteStore`
 //!   (feature `sqlite`), and the public conformance suite (feature `conformance`).
 //! - [`ids`], [`secret`], [`clock`], [`error`]: the vocabulary everything else uses.
@@ -96,7 +99,7 @@ pub use zeroize;
 
 pub use connection::{Connection, ConnectionStatus};
 pub use error::{Error, ErrorKind, Problem, Result};
-pub use ids::{ConnectionId, ConnectorId, Purpose, Scope, UserId};
+pub use ids::{ConnectionId, ConnectorId, EndpointId, MessageId, Purpose, Scope, UserId};
 pub use integrations::{AccessToken, Integrations, IntegrationsBuilder};
 
 /// The README's examples, compiled and run as doctests (they use the

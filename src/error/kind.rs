@@ -53,6 +53,9 @@ pub enum ErrorKind {
     /// The provider rate limits, or the connection backs off after
     /// failures; retry after the given time.
     RateLimited,
+    /// The caller may not do this (an administrative operation by a
+    /// non-admin actor).
+    Forbidden,
 }
 
 impl ErrorKind {
@@ -80,6 +83,7 @@ impl ErrorKind {
             Self::InvalidCallback => 400,
             Self::Upstream => 502,
             Self::RateLimited => 429,
+            Self::Forbidden => 403,
         }
     }
 
@@ -130,6 +134,7 @@ impl ErrorKind {
             Self::ConsentRequired => "consent-required",
             Self::InsufficientScope => "insufficient-scope",
             Self::RateLimited => "rate-limited",
+            Self::Forbidden => "forbidden",
         }
     }
 
@@ -152,6 +157,7 @@ impl ErrorKind {
             Self::ConsentRequired => "Consent required",
             Self::InsufficientScope => "Insufficient scope",
             Self::RateLimited => "Rate limited",
+            Self::Forbidden => "Forbidden",
         }
     }
 }

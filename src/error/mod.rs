@@ -263,6 +263,15 @@ pub enum Error {
         reason: String,
     },
 
+    /// The actor may not perform this operation: managing webhook
+    /// endpoints, reading their secrets, replaying or recovering messages
+    /// needs an admin ([`Actor::admin`](crate::webhook::Actor::admin)).
+    #[error("forbidden: {action} needs an admin")]
+    Forbidden {
+        /// What was refused (`"create a webhook endpoint"`, ...).
+        action: &'static str,
+    },
+
     /// A bug in consentry: an invariant did not hold. Please file an issue
     /// with the message.
     #[error("internal error: {0}; please file a bug")]
@@ -379,6 +388,7 @@ impl Error {
             Self::InsufficientScope { .. } => ErrorKind::InsufficientScope,
             Self::ReauthRequired { .. } => ErrorKind::ReauthRequired,
             Self::RateLimited { .. } => ErrorKind::RateLimited,
+            Self::Forbidden { .. } => ErrorKind::Forbidden,
             Self::RefreshFailed { kind, .. } => *kind,
             Self::Http(e) if e.is_retryable() => ErrorKind::Unavailable,
             Self::Http(_) | Self::Discovery { .. } | Self::InvalidResponse { .. } => {
@@ -531,91 +541,4 @@ impl fmt::Display for DescriptionSuffix<'_> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn server_errors_do_not_leak_details() {
-        let err = Error::storage(
-            "reading credential row 42",
-            std::io::Error::other("disk /x"),
-        );
-        let p = err.to_problem();
-        assert_eq!(p.status, 503);
-        assert!(!p.detail.contains("42") && !p.detail.contains("disk"));
-        assert!(err.to_string().contains("reading credential row 42"));
-        assert!(
-            !err.to_string().contains("disk /x"),
-            "message must not repeat the source"
-        );
-    }
-
-    #[test]
-    fn problems_carry_what_the_client_acts_on() {
-        let p = Error::ConsentRequired {
-            purpose: crate::ids::Purpose::new("matching").unwrap(),
-        }
-        .to_problem();
-        assert_eq!(
-            (p.status, p.extensions["purpose"].as_str()),
-            (403, Some("matching"))
-        );
-        let p = Error::InsufficientScope {
-            missing: vec![crate::ids::Scope::new("calendar").unwrap()],
-        }
-        .to_problem();
-        assert_eq!(p.extensions["missing_scopes"][0], "calendar");
-        assert!(p.detail.contains("calendar"));
-        let p = Error::RateLimited {
-            retry_after: Some(std::time::Duration::from_millis(1500)),
-        }
-        .to_problem();
-        assert_eq!(
-            (p.status, p.extensions["retry_after"].as_u64()),
-            (429, Some(1))
-        );
-        let json = serde_json::to_value(&p).unwrap();
-        assert_eq!(json["retry_after"], 1, "extensions are top-level members");
-    }
-
-    #[test]
-    fn every_kind_has_a_distinct_name() {
-        let kinds = [
-            ErrorKind::InvalidInput,
-            ErrorKind::NotFound,
-            ErrorKind::Conflict,
-            ErrorKind::Crypto,
-            ErrorKind::Key,
-            ErrorKind::Migration,
-            ErrorKind::Storage,
-            ErrorKind::Unauthorized,
-            ErrorKind::Internal,
-            ErrorKind::ReauthRequired,
-            ErrorKind::AccessDenied,
-            ErrorKind::InvalidCallback,
-            ErrorKind::Upstream,
-            ErrorKind::Unavailable,
-            ErrorKind::ConsentRequired,
-            ErrorKind::InsufficientScope,
-            ErrorKind::RateLimited,
-        ];
-        let names: std::collections::HashSet<_> = kinds.iter().map(|k| k.as_str()).collect();
-        assert_eq!(names.len(), kinds.len());
-        let titles: std::collections::HashSet<_> = kinds.iter().map(|k| k.title()).collect();
-        assert_eq!(titles.len(), kinds.len());
-    }
-
-    #[test]
-    fn webhook_errors_map_to_401_or_400() {
-        let failed = Error::from(WebhookError::NoMatchingSignature);
-        assert_eq!(failed.kind(), ErrorKind::Unauthorized);
-        let p = failed.to_problem();
-        assert_eq!((p.status, p.title.as_str()), (401, "Unauthorized"));
-        assert_eq!(p.detail, "no signature matches");
-        assert!(!failed.kind().is_retryable());
-
-        let bad = Error::from(WebhookError::InvalidSecret { reason: "empty" });
-        assert_eq!(bad.kind(), ErrorKind::InvalidInput);
-        assert_eq!(bad.to_problem().status, 400);
-    }
-}
+mod tests;

@@ -314,6 +314,12 @@ pub enum HttpErrorKind {
     BodyTooLarge,
     /// The response was not valid HTTP. Not retryable.
     Decode,
+    /// The destination address is refused by the client's egress policy
+    /// (server-side request forgery protection: a private, loopback,
+    /// link-local or otherwise blocked address, see
+    /// [`webhook::ssrf`](crate::webhook::ssrf)), or the URL's scheme is not
+    /// allowed. Nothing was sent. Not retryable.
+    Blocked,
     /// Anything else. Not retryable.
     Other,
 }
@@ -339,6 +345,7 @@ impl HttpErrorKind {
             Self::Request => "the request could not be sent",
             Self::BodyTooLarge => "the response body is larger than the limit",
             Self::Decode => "the response could not be decoded",
+            Self::Blocked => "the destination is not allowed",
             Self::Other => "the HTTP request failed",
         }
     }

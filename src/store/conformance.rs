@@ -28,11 +28,21 @@
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
 mod connections;
+mod outbox;
+mod webhook;
 
 pub use connections::{
     access_view_and_consent_ledger, connection_create_update_and_uniqueness,
     connections_list_and_expiring, delete_connection_and_revocation_queue, leases_have_one_owner,
     pending_authorizations_are_single_use,
+};
+pub use outbox::{
+    webhook_claims_leases_and_completions, webhook_concurrent_claims_are_disjoint,
+    webhook_disable_policy_replay_and_recover,
+};
+pub use webhook::{
+    replay_guard_check_and_insert, webhook_endpoints_round_trip_and_compare_and_swap,
+    webhook_publish_fans_out_and_is_idempotent,
 };
 
 use std::future::Future;
@@ -74,6 +84,12 @@ pub async fn run_all(store: &dyn Store) {
     delete_connection_and_revocation_queue(store).await;
     pending_authorizations_are_single_use(store).await;
     leases_have_one_owner(store).await;
+    webhook_endpoints_round_trip_and_compare_and_swap(store).await;
+    webhook_publish_fans_out_and_is_idempotent(store).await;
+    webhook_claims_leases_and_completions(store).await;
+    webhook_concurrent_claims_are_disjoint(store).await;
+    webhook_disable_policy_replay_and_recover(store).await;
+    replay_guard_check_and_insert(store).await;
 }
 
 fn user(name: &str) -> UserId {

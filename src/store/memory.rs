@@ -4,6 +4,7 @@
 mod connections;
 mod consent;
 mod oauth;
+mod webhook;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -49,6 +50,7 @@ struct State {
     pending: HashMap<[u8; 32], super::PendingAuthorization>,
     leases: HashMap<String, (String, SystemTime)>,
     revocations: BTreeMap<u64, super::PendingRevocation>,
+    webhooks: webhook::WebhookState,
     next_id: u64,
 }
 

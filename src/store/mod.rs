@@ -1,8 +1,8 @@
 //! Storage behind small traits, one per concern, and the backends.
 //!
 //! consentry keeps state through a set of small, dyn-compatible async traits
-//! (today [`CredentialStore`] and [`DataKeyStore`]; connections, consent,
-//! records, outbox and the rest join as their features land). [`Store`] is
+//! (credentials and data keys, connections, consent, OAuth flows, leases,
+//! webhook endpoints, the webhook outbox and the replay guard). [`Store`] is
 //! the umbrella: anything implementing every concern is a `Store`, by a
 //! blanket impl, and so are `Arc<S>`, `Box<S>` and `Arc<dyn Store>`.
 //!
@@ -35,9 +35,11 @@ mod connections;
 mod consent;
 mod memory;
 mod oauth;
+mod outbox;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod vault;
+mod webhook;
 
 #[cfg(any(feature = "conformance", test))]
 pub mod conformance;
@@ -49,10 +51,18 @@ pub use connections::{
 pub use consent::{ConsentEntry, ConsentStore, MAX_ACTOR_LEN, MAX_POLICY_VERSION_LEN};
 pub use memory::MemoryStore;
 pub use oauth::{LeaseStore, OAuthStateStore, PendingAuthorization};
+pub use outbox::{
+    AttemptCompletion, AttemptRecord, ClaimedDelivery, CompletionResult, DeliveryOutcome,
+    DeliveryRecord, DeliveryState, EndpointEffect, MAX_ATTEMPT_ERROR_LEN, MAX_RESPONSE_EXCERPT,
+    NewMessage, Published, StoredMessage, Trigger, WebhookOutboxStore,
+};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
 pub use vault::{
     CredentialKey, CredentialStore, CredentialWrite, DataKeyStore, StoredCredential, WrappedDataKey,
+};
+pub use webhook::{
+    MAX_REPLAY_ID_LEN, MAX_REPLAY_SCOPE_LEN, ReplayStore, StoredEndpoint, WebhookEndpointStore,
 };
 
 /// Every storage concern consentry has. Implemented automatically for any
@@ -71,6 +81,9 @@ pub trait Store:
     + ConsentStore
     + OAuthStateStore
     + LeaseStore
+    + WebhookEndpointStore
+    + WebhookOutboxStore
+    + ReplayStore
 {
 }
 
@@ -82,6 +95,9 @@ impl<T> Store for T where
         + ConsentStore
         + OAuthStateStore
         + LeaseStore
+        + WebhookEndpointStore
+        + WebhookOutboxStore
+        + ReplayStore
         + ?Sized
 {
 }
@@ -97,5 +113,8 @@ fn _dyn_compatible(
     _: &dyn ConsentStore,
     _: &dyn OAuthStateStore,
     _: &dyn LeaseStore,
+    _: &dyn WebhookEndpointStore,
+    _: &dyn WebhookOutboxStore,
+    _: &dyn ReplayStore,
 ) {
 }

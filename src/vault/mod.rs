@@ -94,6 +94,9 @@ pub enum CredentialKind {
     ClientSecret,
     /// An API key or personal access token for a provider.
     ApiKey,
+    /// The signing secrets (and custom headers) of an outbound webhook
+    /// endpoint, sealed by the [`Dispatcher`](crate::webhook::Dispatcher).
+    WebhookSecret,
 }
 
 impl CredentialKind {
@@ -101,18 +104,19 @@ impl CredentialKind {
     ///
     /// ```
     /// use consentry::vault::CredentialKind;
-    /// assert_eq!(CredentialKind::ALL.len(), 5);
+    /// assert_eq!(CredentialKind::ALL.len(), 6);
     /// for kind in CredentialKind::ALL {
     ///     assert_eq!(kind.as_str().parse::<CredentialKind>()?, kind);
     /// }
     /// # Ok::<(), consentry::Error>(())
     /// ```
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::AccessToken,
         Self::RefreshToken,
         Self::IdToken,
         Self::ClientSecret,
         Self::ApiKey,
+        Self::WebhookSecret,
     ];
 
     /// The stable snake_case name, as stored and authenticated; also the
@@ -132,6 +136,7 @@ impl CredentialKind {
             Self::IdToken => "id_token",
             Self::ClientSecret => "client_secret",
             Self::ApiKey => "api_key",
+            Self::WebhookSecret => "webhook_secret",
         }
     }
 }

@@ -85,6 +85,13 @@ pub enum WebhookError {
         reason: &'static str,
     },
 
+    /// The delivery id was already seen by the [`ReplayGuard`](super::ReplayGuard)
+    /// within its time to live: a replay, or the sender retrying a delivery
+    /// it could not confirm. Kind [`ErrorKind::Conflict`]: do not process
+    /// the request again; answering `2xx` stops an honest sender's retries.
+    #[error("delivery was already received")]
+    Replayed,
+
     /// A message id or timestamp given to a `sign` function cannot be
     /// signed unambiguously.
     #[error("cannot sign: invalid {what}: {reason}")]
@@ -118,7 +125,9 @@ impl WebhookError {
     }
 
     pub(crate) fn kind(&self) -> ErrorKind {
-        if self.is_verification_failure() {
+        if *self == Self::Replayed {
+            ErrorKind::Conflict
+        } else if self.is_verification_failure() {
             ErrorKind::Unauthorized
         } else {
             ErrorKind::InvalidInput

@@ -1,9 +1,14 @@
 //! Webhooks: Standard Webhooks signing and verification, verifiers for
-//! Stripe, GitHub, Slack and Shopify, and the address checks an outbound
-//! sender needs against SSRF.
+//! Stripe, GitHub, Slack and Shopify, a store-backed [`ReplayGuard`], the
+//! address checks an outbound sender needs against SSRF, and the outbound
+//! [`Dispatcher`].
 //!
-//! Everything here is pure: no store, no network, no clock. Time is always
-//! an argument (`now`), so tolerance windows are testable.
+//! The signing and verifying modules are pure: no store, no network, no
+//! clock. Time is always an argument (`now`), so tolerance windows are
+//! testable. The [`Dispatcher`] (durable outbox, retries, admin-managed
+//! endpoints; its docs explain the delivery semantics, the retry and
+//! disabling policy, and the SSRF protection and its limits) and the
+//! [`ReplayGuard`] work over a [`Store`](crate::store::Store).
 //!
 //! | module | header(s) | key | encoding | signed content | timestamp window |
 //! |---|---|---|---|---|---|
@@ -86,8 +91,10 @@ use std::time::Duration;
 #[cfg(feature = "ed25519")]
 mod asymmetric;
 mod common;
+mod dispatch;
 mod error;
 mod headers;
+mod replay;
 mod secret;
 
 pub mod github;
@@ -100,8 +107,18 @@ pub mod stripe;
 #[cfg(feature = "ed25519")]
 #[cfg_attr(docsrs, doc(cfg(feature = "ed25519")))]
 pub use asymmetric::{WebhookPublicKey, WebhookSigningKey};
+pub use dispatch::{
+    Actor, DISPATCH_EVENT_BUFFER, DispatchEvent, DispatchEventKind, DispatchEvents, Dispatcher,
+    DispatcherBuilder, DispatcherOptions, Endpoint, EndpointConfig, EndpointSecrets,
+    EndpointUpdate, MAX_CUSTOM_HEADERS, MAX_EVENT_TYPES, MAX_IDEMPOTENCY_KEY_LEN, MAX_OLD_SECRETS,
+    MAX_RECOVER_WINDOW, MAX_RETRY_DELAY, MAX_SCHEDULE_LEN, MAX_URL_LEN, Payload, RunReport,
+};
+#[cfg(feature = "reqwest")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
+pub use dispatch::{WebhookClient, WebhookClientBuilder};
 pub use error::WebhookError;
 pub use headers::{Headers, MAX_HEADER_LEN, SignedHeaders};
+pub use replay::ReplayGuard;
 pub use secret::{HmacSecret, WebhookSecret};
 
 /// How a verifier checks timestamps and bounds its input.

@@ -30,6 +30,11 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         name: "connections",
         sql: include_str!("migrations/0002_connections.sql"),
     },
+    Migration {
+        version: 3,
+        name: "webhooks",
+        sql: include_str!("migrations/0003_webhooks.sql"),
+    },
 ];
 
 /// Hex SHA-256 of a migration's SQL text.
@@ -123,6 +128,10 @@ mod tests {
             (
                 2,
                 "e15adf614601276bc4de9d8d3896539c68df0311a0959924095963bae1ecb23f",
+            ),
+            (
+                3,
+                "5fbe026f00cb7ae84969f92121944b6659fdc6cc6e49a4c55bf9bdf03da0749d",
             ),
         ];
         assert_eq!(

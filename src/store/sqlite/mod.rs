@@ -4,8 +4,10 @@ mod connections;
 mod consent;
 mod migrate;
 mod oauth;
+mod outbox;
 mod util;
 mod vault;
+mod webhook;
 mod worker;
 
 use std::fmt;

@@ -1,0 +1,310 @@
+//! One attempt: the endpoint's opened configuration (cached by
+//! revision), the per-endpoint rate limit, signing, sending, and the
+//! outcome under the retry schedule.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use http::header::{CONTENT_TYPE, RETRY_AFTER};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri};
+
+use super::endpoint::EndpointSecrets;
+use super::retry::{self, Failure};
+use super::worker::Done;
+use super::{Dispatcher, lock};
+use crate::error::{Error, Result};
+use crate::http::HttpErrorKind;
+use crate::ids::EndpointId;
+use crate::store::{
+    AttemptCompletion, AttemptRecord, ClaimedDelivery, DeliveryOutcome, EndpointEffect, Trigger,
+};
+use crate::webhook::standard;
+
+/// Most endpoint configurations cached per dispatcher.
+const MAX_CACHED: usize = 4096;
+
+/// An endpoint's configuration, opened and ready to send with.
+pub(super) struct Runtime {
+    revision: u64,
+    uri: Uri,
+    secrets: EndpointSecrets,
+    headers: HeaderMap,
+    rate_limit: Option<u32>,
+}
+
+/// A per-endpoint token bucket (per process).
+#[derive(Debug)]
+pub(super) struct Bucket {
+    tokens: f64,
+    at: SystemTime,
+}
+
+impl Dispatcher {
+    /// The endpoint's configuration at `revision` or later, from the cache
+    /// or the store and the vault.
+    async fn runtime(&self, id: &EndpointId, revision: u64) -> Result<Arc<Runtime>> {
+        if let Some(r) = lock(&self.inner.runtimes).get(id)
+            && r.revision >= revision
+        {
+            return Ok(r.clone());
+        }
+        let stored = self
+            .inner
+            .store
+            .get_webhook_endpoint(id)
+            .await?
+            .ok_or(Error::NotFound {
+                what: "webhook endpoint",
+            })?;
+        let secrets = self.open_secrets(&stored).await?;
+        let uri: Uri = stored.url.parse().map_err(|_| Error::Storage {
+            message: "a stored webhook endpoint URL is invalid".into(),
+            source: None,
+        })?;
+        let mut headers = HeaderMap::with_capacity(secrets.headers.len());
+        for (name, value) in &secrets.headers {
+            if let (Ok(n), Ok(mut v)) = (
+                HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()),
+                HeaderValue::from_str(value),
+            ) {
+                v.set_sensitive(true);
+                headers.append(n, v);
+            }
+        }
+        let runtime = Arc::new(Runtime {
+            revision: stored.revision,
+            uri,
+            secrets,
+            headers,
+            rate_limit: stored.rate_limit,
+        });
+        let mut cache = lock(&self.inner.runtimes);
+        if cache.len() >= MAX_CACHED {
+            cache.clear();
+        }
+        cache.insert(id.clone(), runtime.clone());
+        Ok(runtime)
+    }
+
+    /// Takes a token from the endpoint's bucket, or says how long to wait.
+    fn rate_limited(&self, id: &EndpointId, per_second: u32, now: SystemTime) -> Option<Duration> {
+        let rate = f64::from(per_second.max(1));
+        let mut buckets = lock(&self.inner.limiter);
+        if buckets.len() >= MAX_CACHED && !buckets.contains_key(id) {
+            buckets.clear();
+        }
+        let b = buckets.entry(id.clone()).or_insert(Bucket {
+            tokens: rate,
+            at: now,
+        });
+        let elapsed = now
+            .duration_since(b.at)
+            .unwrap_or(Duration::ZERO)
+            .as_secs_f64();
+        b.tokens = (b.tokens + elapsed * rate).min(rate);
+        b.at = now.max(b.at);
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            None
+        } else {
+            Some(Duration::from_secs_f64((1.0 - b.tokens) / rate))
+        }
+    }
+
+    /// One attempt: `None` if the delivery was deferred (rate limit).
+    pub(super) async fn attempt(&self, owner: &str, mut c: ClaimedDelivery) -> Option<Done> {
+        let now = self.inner.clock.now();
+        let number = c.attempts.saturating_add(1);
+        let started = Instant::now();
+        let sent = match self.runtime(&c.endpoint, c.endpoint_revision).await {
+            Ok(rt) => {
+                if let Some(limit) = rt.rate_limit
+                    && let Some(wait) = self.rate_limited(&c.endpoint, limit, now)
+                {
+                    let next = now.checked_add(wait).unwrap_or(now);
+                    let _ = self
+                        .inner
+                        .store
+                        .release_webhook_delivery(c.delivery, owner, next)
+                        .await;
+                    return None;
+                }
+                let payload = std::mem::take(&mut c.payload);
+                self.send(&rt, &c, payload, now).await
+            }
+            Err(e) => Sent::NoResponse {
+                error: format!("endpoint configuration unavailable: {e}"),
+                overloaded: false,
+            },
+        };
+        let duration = started.elapsed();
+        Some(self.outcome(owner, c, number, now, sent, duration))
+    }
+
+    async fn send(
+        &self,
+        rt: &Runtime,
+        c: &ClaimedDelivery,
+        payload: Vec<u8>,
+        now: SystemTime,
+    ) -> Sent {
+        let secs = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let keys = rt.secrets.signing_at(now);
+        let signed = match standard::sign_all(&keys, c.message.as_str(), secs, &payload) {
+            Ok(s) => s,
+            Err(e) => {
+                return Sent::NoResponse {
+                    error: format!("could not sign: {e}"),
+                    overloaded: false,
+                };
+            }
+        };
+        let mut request = Request::new(payload);
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = rt.uri.clone();
+        let headers = request.headers_mut();
+        if !rt.headers.is_empty() {
+            headers.extend(rt.headers.clone());
+        }
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        static NAMES: [HeaderName; 3] = [
+            HeaderName::from_static("webhook-id"),
+            HeaderName::from_static("webhook-timestamp"),
+            HeaderName::from_static("webhook-signature"),
+        ];
+        for (name, value) in signed.iter() {
+            let name = match NAMES.iter().find(|n| n.as_str() == name) {
+                Some(n) => n.clone(),
+                None => match HeaderName::from_bytes(name.as_bytes()) {
+                    Ok(n) => n,
+                    Err(_) => continue,
+                },
+            };
+            if let Ok(v) = HeaderValue::from_str(value) {
+                headers.insert(name, v);
+            }
+        }
+        match tokio::time::timeout(self.inner.options.timeout, self.inner.http.send(request)).await
+        {
+            Err(_) => Sent::NoResponse {
+                error: HttpErrorKind::Timeout.to_string(),
+                overloaded: true,
+            },
+            Ok(Err(e)) => Sent::NoResponse {
+                error: e.to_string(),
+                overloaded: e.kind() == HttpErrorKind::Timeout,
+            },
+            Ok(Ok(response)) => {
+                let status = response.status().as_u16();
+                let retry_after = response
+                    .headers()
+                    .get(RETRY_AFTER)
+                    .and_then(|v| retry::parse_retry_after(v.as_bytes(), now));
+                Sent::Response {
+                    status,
+                    body: response.into_body(),
+                    retry_after,
+                }
+            }
+        }
+    }
+
+    fn outcome(
+        &self,
+        owner: &str,
+        c: ClaimedDelivery,
+        number: u32,
+        now: SystemTime,
+        sent: Sent,
+        duration: Duration,
+    ) -> Done {
+        let options = &self.inner.options;
+        let (status, error, body, failure) = match sent {
+            Sent::Response {
+                status,
+                body,
+                retry_after,
+            } => (
+                Some(status),
+                None,
+                body,
+                Failure {
+                    overloaded: status == 429,
+                    retry_after,
+                },
+            ),
+            Sent::NoResponse { error, overloaded } => (
+                None,
+                Some(error),
+                Vec::new(),
+                Failure {
+                    overloaded,
+                    retry_after: None,
+                },
+            ),
+        };
+        let detail = match (status, &error) {
+            (Some(s), _) => format!("HTTP {s}"),
+            (None, Some(e)) => e.clone(),
+            (None, None) => String::new(),
+        };
+        let (outcome, effect) = match status {
+            Some(200..=299) => (DeliveryOutcome::Succeeded, EndpointEffect::Healthy),
+            Some(410) => (
+                DeliveryOutcome::Failed,
+                EndpointEffect::Disable {
+                    reason: "the endpoint answered 410 Gone".into(),
+                },
+            ),
+            _ if c.trigger == Trigger::Manual => (DeliveryOutcome::Failed, EndpointEffect::None),
+            _ => match retry::delay(options, number, failure, retry::unit_random()) {
+                Some(wait) => (
+                    DeliveryOutcome::Retry {
+                        at: now.checked_add(wait).unwrap_or(now),
+                    },
+                    EndpointEffect::None,
+                ),
+                None => (
+                    DeliveryOutcome::Exhausted,
+                    match options.disable_after {
+                        Some(disable_after) => EndpointEffect::Exhausted {
+                            disable_after,
+                            reason: "messages kept exhausting their retries".into(),
+                        },
+                        None => EndpointEffect::None,
+                    },
+                ),
+            },
+        };
+        let attempt = AttemptRecord::new(
+            c.delivery, c.message, c.endpoint, number, now, c.trigger, status, error, body,
+            duration,
+        );
+        Done {
+            completion: AttemptCompletion {
+                lease_owner: owner.to_owned(),
+                attempt,
+                outcome,
+                endpoint: effect,
+                now: self.inner.clock.now().max(now),
+            },
+            failed_before: c.attempts,
+            detail,
+        }
+    }
+}
+
+/// What sending gave.
+enum Sent {
+    Response {
+        status: u16,
+        body: Vec<u8>,
+        retry_after: Option<Duration>,
+    },
+    NoResponse {
+        error: String,
+        overloaded: bool,
+    },
+}

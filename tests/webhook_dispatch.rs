@@ -1,0 +1,516 @@
+//! The dispatcher against real receivers on 127.0.0.1: retries with a
+//! stable `webhook-id` and valid signatures, `429` with `Retry-After`,
+//! timeouts, `410 Gone`, the disabling policy and its events, rotation,
+//! replay and recovery, and two workers sharing one store.
+#![cfg(all(feature = "reqwest", feature = "sqlite"))]
+#![allow(clippy::unwrap_used)]
+
+mod webhook_support;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use consentry::clock::{Clock, ManualClock, SystemClock};
+use consentry::store::{DeliveryState, MemoryStore, SqliteStore, Store, Trigger};
+use consentry::vault::Keyring;
+use consentry::webhook::{
+    Actor, DispatchEventKind, Dispatcher, DispatcherOptions, EndpointConfig, EndpointUpdate,
+    WebhookSecret, standard,
+};
+use consentry::{EndpointId, MessageId};
+use serde_json::json;
+use webhook_support::{Receiver, Reply, start_time};
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+fn options(schedule: &[u64]) -> DispatcherOptions {
+    DispatcherOptions::default()
+        .allow_insecure_loopback(true)
+        .jitter(0.0)
+        .retry_schedule(schedule.iter().map(|s| secs(*s)))
+        .timeout(Duration::from_millis(500))
+}
+
+struct Fixture {
+    dispatcher: Dispatcher,
+    clock: ManualClock,
+    admin: Actor,
+    endpoint: EndpointId,
+    secret: WebhookSecret,
+}
+
+async fn fixture(store: impl Store, receiver: &Receiver, opts: DispatcherOptions) -> Fixture {
+    let clock = ManualClock::new(start_time());
+    let dispatcher = Dispatcher::builder()
+        .store(store)
+        .keyring(Keyring::generate().unwrap())
+        .clock(clock.clone())
+        .options(opts)
+        .build()
+        .unwrap();
+    let admin = Actor::admin("alice");
+    let e = dispatcher
+        .create_endpoint(&admin, EndpointConfig::new(receiver.url()))
+        .await
+        .unwrap();
+    Fixture {
+        dispatcher,
+        clock,
+        admin,
+        endpoint: e.id,
+        secret: e.secrets.unwrap().current,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_500s_then_the_third_attempt_delivers_with_one_id_and_valid_signatures() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("d.db")).await.unwrap();
+    let receiver = Receiver::start(vec![Reply::Status(500), Reply::Status(500)]).await;
+    let f = fixture(store, &receiver, options(&[5, 300])).await;
+    let payload = json!({"type": "user.created", "id": "u_1"});
+    let id = f
+        .dispatcher
+        .publish("user.created", payload.clone(), None)
+        .await
+        .unwrap();
+
+    let mut verified_at = Vec::new();
+    for (advance, status) in [(0, 500), (5, 500), (300, 200)] {
+        f.clock.advance(secs(advance));
+        let early = f.dispatcher.run_once().await.unwrap();
+        assert_eq!(early.attempted, 1, "attempt due after {advance} s");
+        let last = receiver.received().pop().unwrap();
+        assert_eq!(last.header("webhook-id"), id.as_str());
+        // The receiver's check, on the raw body, at the attempt's time.
+        standard::verify(&[&f.secret], &last.headers, &last.body, f.clock.now()).unwrap();
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&last.body).unwrap(),
+            payload
+        );
+        assert_eq!(last.header("content-type"), "application/json");
+        verified_at.push(last.header("webhook-timestamp").to_owned());
+        assert_eq!(
+            f.dispatcher.run_once().await.unwrap().attempted,
+            0,
+            "nothing else is due (status was {status})"
+        );
+    }
+    assert_eq!(receiver.count(), 3);
+    assert_eq!(verified_at.len(), 3);
+    assert_ne!(
+        verified_at[0], verified_at[2],
+        "each attempt is signed anew"
+    );
+
+    let log = f.dispatcher.attempts(&f.admin, &id).await.unwrap();
+    let seen: Vec<_> = log
+        .iter()
+        .map(|a| (a.attempt, a.status, a.trigger))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (1, Some(500), Trigger::Scheduled),
+            (2, Some(500), Trigger::Scheduled),
+            (3, Some(200), Trigger::Scheduled),
+        ]
+    );
+    assert_eq!(log[0].response_text(), "status 500");
+    assert_eq!(log[2].response_text(), "ok");
+    assert_eq!(log[1].at, start_time() + secs(5));
+    let d = f.dispatcher.deliveries(&f.admin, &id).await.unwrap();
+    assert_eq!((d[0].state, d[0].attempts), (DeliveryState::Succeeded, 3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_with_retry_after_waits_that_long_within_bounds() {
+    let receiver = Receiver::start(vec![
+        Reply::RetryAfter(429, "100".into()),
+        Reply::RetryAfter(503, "100000".into()),
+    ])
+    .await;
+    let f = fixture(MemoryStore::new(), &receiver, options(&[5, 300])).await;
+    let id = f.dispatcher.publish("a.b", json!({}), None).await.unwrap();
+    f.dispatcher.run_once().await.unwrap();
+    let due = |f: &Fixture, id: MessageId| {
+        let (d, a) = (f.dispatcher.clone(), f.admin.clone());
+        async move { d.deliveries(&a, &id).await.unwrap()[0].next_attempt_at }
+    };
+    // 429: at least 60 s, Retry-After 100 s lies within [60, 120].
+    assert_eq!(due(&f, id.clone()).await, Some(start_time() + secs(100)));
+    f.clock.advance(secs(99));
+    assert_eq!(f.dispatcher.run_once().await.unwrap().attempted, 0);
+    f.clock.advance(secs(1));
+    assert_eq!(f.dispatcher.run_once().await.unwrap().attempted, 1);
+    // 503 asking for 100000 s: capped at twice the scheduled 300 s.
+    assert_eq!(
+        due(&f, id.clone()).await,
+        Some(start_time() + secs(100 + 600))
+    );
+    f.clock.advance(secs(600));
+    assert_eq!(f.dispatcher.run_once().await.unwrap().succeeded, 1);
+    let statuses: Vec<_> = f
+        .dispatcher
+        .attempts(&f.admin, &id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|a| a.status)
+        .collect();
+    assert_eq!(statuses, vec![Some(429), Some(503), Some(200)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_endpoint_times_out_and_is_retried_after_at_least_60_s() {
+    let receiver = Receiver::start(vec![Reply::Slow(secs(3))]).await;
+    let f = fixture(MemoryStore::new(), &receiver, options(&[5])).await;
+    let id = f
+        .dispatcher
+        .publish("a.b", json!({"n": 1}), None)
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let r = f.dispatcher.run_once().await.unwrap();
+    assert!(
+        started.elapsed() < secs(2),
+        "the 500 ms timeout cut it short"
+    );
+    assert_eq!((r.attempted, r.failed), (1, 1));
+    let log = f.dispatcher.attempts(&f.admin, &id).await.unwrap();
+    assert_eq!(log[0].status, None);
+    assert!(
+        log[0].error.as_deref().unwrap().contains("timed out"),
+        "{:?}",
+        log[0].error
+    );
+    let d = f.dispatcher.deliveries(&f.admin, &id).await.unwrap();
+    assert_eq!(d[0].next_attempt_at, Some(start_time() + secs(60)));
+    f.clock.advance(secs(59));
+    assert_eq!(f.dispatcher.run_once().await.unwrap().attempted, 0);
+    f.clock.advance(secs(1));
+    assert_eq!(f.dispatcher.run_once().await.unwrap().succeeded, 1);
+    assert_eq!(receiver.count(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gone_disables_the_endpoint_and_emits_endpoint_disabled() {
+    let receiver = Receiver::start(vec![Reply::Status(410)]).await;
+    let f = fixture(MemoryStore::new(), &receiver, options(&[5, 300])).await;
+    let mut events = f.dispatcher.subscribe();
+    let id = f.dispatcher.publish("a.b", json!({}), None).await.unwrap();
+    f.dispatcher.run_once().await.unwrap();
+    let e = f
+        .dispatcher
+        .get_endpoint(&f.admin, &f.endpoint)
+        .await
+        .unwrap();
+    assert!(!e.enabled);
+    assert!(e.disabled_reason.unwrap().contains("410"));
+    let event = events.try_recv().unwrap();
+    assert_eq!(event.kind, DispatchEventKind::EndpointDisabled);
+    assert_eq!(event.endpoint, f.endpoint);
+    let d = f.dispatcher.deliveries(&f.admin, &id).await.unwrap();
+    assert_eq!(d[0].state, DeliveryState::Failed, "not retried");
+    f.clock.advance(secs(3600));
+    let later = f.dispatcher.publish("a.b", json!({}), None).await.unwrap();
+    assert!(
+        f.dispatcher
+            .deliveries(&f.admin, &later)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(f.dispatcher.run_once().await.unwrap().attempted, 0);
+    assert_eq!(receiver.count(), 1);
+
+    // Re-enabled by an admin, new messages flow again.
+    f.dispatcher
+        .update_endpoint(&f.admin, &f.endpoint, EndpointUpdate::new().enabled(true))
+        .await
+        .unwrap();
+    f.dispatcher.publish("a.b", json!({}), None).await.unwrap();
+    assert_eq!(f.dispatcher.run_once().await.unwrap().succeeded, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exhaustion_for_five_days_disables_and_events_are_emitted() {
+    let receiver = Receiver::start(vec![Reply::Status(500); 6]).await;
+    let f = fixture(MemoryStore::new(), &receiver, options(&[1])).await;
+    let mut events = f.dispatcher.subscribe();
+    let exhaust = |f: &Fixture| {
+        let (d, clock) = (f.dispatcher.clone(), f.clock.clone());
+        async move {
+            let id = d.publish("a.b", json!({}), None).await.unwrap();
+            d.run_once().await.unwrap();
+            clock.advance(secs(1));
+            d.run_once().await.unwrap();
+            id
+        }
+    };
+    let first = exhaust(&f).await;
+    let ev = events.try_recv().unwrap();
+    assert_eq!(
+        (ev.kind, ev.message),
+        (DispatchEventKind::AttemptExhausted, Some(first.clone()))
+    );
+    let d = f.dispatcher.deliveries(&f.admin, &first).await.unwrap();
+    assert_eq!((d[0].state, d[0].attempts), (DeliveryState::Exhausted, 2));
+    let e = f
+        .dispatcher
+        .get_endpoint(&f.admin, &f.endpoint)
+        .await
+        .unwrap();
+    assert_eq!(e.first_failure_at, Some(start_time() + secs(1)));
+    assert!(e.enabled);
+
+    f.clock.advance(secs(4 * 86_400));
+    exhaust(&f).await;
+    assert_eq!(
+        events.try_recv().unwrap().kind,
+        DispatchEventKind::AttemptExhausted
+    );
+    assert!(events.try_recv().is_err(), "4 days: still enabled");
+    f.clock.advance(secs(86_400));
+    exhaust(&f).await;
+    let kinds: Vec<_> = std::iter::from_fn(|| events.try_recv().ok())
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            DispatchEventKind::AttemptExhausted,
+            DispatchEventKind::EndpointDisabled
+        ]
+    );
+    let e = f
+        .dispatcher
+        .get_endpoint(&f.admin, &f.endpoint)
+        .await
+        .unwrap();
+    assert!(!e.enabled);
+
+    // Recovery: enable, then re-queue what failed in the last 14 days.
+    f.dispatcher
+        .update_endpoint(&f.admin, &f.endpoint, EndpointUpdate::new().enabled(true))
+        .await
+        .unwrap();
+    let since = f.clock.now() - secs(6 * 86_400);
+    assert_eq!(
+        f.dispatcher
+            .recover(&f.admin, &f.endpoint, since)
+            .await
+            .unwrap(),
+        3
+    );
+    let r = f.dispatcher.run_once().await.unwrap();
+    assert_eq!(r.succeeded, 3);
+    let log = f.dispatcher.attempts(&f.admin, &first).await.unwrap();
+    assert_eq!(
+        log.last().map(|a| (a.attempt, a.trigger)),
+        Some((3, Trigger::Manual))
+    );
+    assert!(
+        f.dispatcher
+            .recover(&f.admin, &f.endpoint, f.clock.now() - secs(15 * 86_400))
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_then_recovered_after_four_failures() {
+    let receiver = Receiver::start(vec![Reply::Status(502); 4]).await;
+    let f = fixture(MemoryStore::new(), &receiver, options(&[1, 1, 1, 1, 1])).await;
+    let mut events = f.dispatcher.subscribe();
+    let id = f.dispatcher.publish("a.b", json!({}), None).await.unwrap();
+    for _ in 0..5 {
+        f.dispatcher.run_once().await.unwrap();
+        f.clock.advance(secs(1));
+    }
+    let kinds: Vec<_> = std::iter::from_fn(|| events.try_recv().ok())
+        .map(|e| (e.kind, e.message))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            (DispatchEventKind::AttemptFailing, Some(id.clone())),
+            (DispatchEventKind::AttemptRecovered, Some(id.clone())),
+        ]
+    );
+    assert_eq!(receiver.count(), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_secret_keeps_signing_during_the_grace_period() {
+    let receiver = Receiver::start(vec![]).await;
+    let opts = options(&[5]).secret_grace(secs(3600));
+    let f = fixture(MemoryStore::new(), &receiver, opts).await;
+    let old = f.secret.clone();
+    let rotated = f
+        .dispatcher
+        .rotate_secret(&f.admin, &f.endpoint, None)
+        .await
+        .unwrap();
+    let new = rotated.secrets.unwrap().current;
+    f.dispatcher
+        .publish("a.b", json!({"n": 1}), None)
+        .await
+        .unwrap();
+    f.dispatcher.run_once().await.unwrap();
+    let got = receiver.received().pop().unwrap();
+    let now = f.clock.now();
+    standard::verify(&[&old], &got.headers, &got.body, now).unwrap();
+    standard::verify(&[&new], &got.headers, &got.body, now).unwrap();
+
+    f.clock.advance(secs(3601));
+    f.dispatcher
+        .publish("a.b", json!({"n": 2}), None)
+        .await
+        .unwrap();
+    f.dispatcher.run_once().await.unwrap();
+    let got = receiver.received().pop().unwrap();
+    let now = f.clock.now();
+    assert!(standard::verify(&[&old], &got.headers, &got.body, now).is_err());
+    standard::verify(&[&new], &got.headers, &got.body, now).unwrap();
+    let e = f
+        .dispatcher
+        .get_endpoint(&f.admin, &f.endpoint)
+        .await
+        .unwrap();
+    assert!(
+        e.secrets.unwrap().previous.is_empty(),
+        "expired secrets are dropped"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_sends_the_same_message_again_once_and_custom_headers_go_along() {
+    let receiver = Receiver::start(vec![]).await;
+    let f = fixture(MemoryStore::new(), &receiver, options(&[5])).await;
+    f.dispatcher
+        .update_endpoint(
+            &f.admin,
+            &f.endpoint,
+            EndpointUpdate::new().headers([("X-Tenant", "acme")]),
+        )
+        .await
+        .unwrap();
+    let id = f
+        .dispatcher
+        .publish("a.b", json!({"n": 1}), None)
+        .await
+        .unwrap();
+    assert_eq!(f.dispatcher.run_once().await.unwrap().succeeded, 1);
+    assert!(f.dispatcher.replay(&Actor::user("bob"), &id).await.is_err());
+    assert_eq!(f.dispatcher.replay(&f.admin, &id).await.unwrap(), 1);
+    assert_eq!(f.dispatcher.run_once().await.unwrap().succeeded, 1);
+    let got = receiver.received();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].header("webhook-id"), got[1].header("webhook-id"));
+    assert_eq!(got[1].header("x-tenant"), "acme");
+    let triggers: Vec<_> = f
+        .dispatcher
+        .attempts(&f.admin, &id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|a| a.trigger)
+        .collect();
+    assert_eq!(triggers, vec![Trigger::Scheduled, Trigger::Manual]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotency_keys_and_the_payload_limit() {
+    let receiver = Receiver::start(vec![]).await;
+    let f = fixture(MemoryStore::new(), &receiver, options(&[5]).max_payload(64)).await;
+    let a = f
+        .dispatcher
+        .publish("a.b", json!({"n": 1}), Some("k1"))
+        .await
+        .unwrap();
+    let b = f
+        .dispatcher
+        .publish("a.b", json!({"n": 2}), Some("k1"))
+        .await
+        .unwrap();
+    assert_eq!(a, b);
+    assert_eq!(
+        f.dispatcher.run_once().await.unwrap().attempted,
+        1,
+        "one delivery"
+    );
+    f.clock.advance(secs(24 * 3600 + 1));
+    let c = f
+        .dispatcher
+        .publish("a.b", json!({"n": 3}), Some("k1"))
+        .await
+        .unwrap();
+    assert_ne!(a, c, "the window is over");
+    let big = json!({"text": "x".repeat(64)});
+    let err = f.dispatcher.publish("a.b", big, None).await.unwrap_err();
+    assert_eq!(err.kind(), consentry::ErrorKind::InvalidInput);
+    assert!(
+        f.dispatcher
+            .publish("bad type", json!({}), None)
+            .await
+            .is_err()
+    );
+}
+
+/// Two dispatchers (as two processes would) run `run()` against one
+/// SQLite file: every message arrives exactly once (no crash, so no
+/// lease expires).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_on_one_store_never_send_one_attempt_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shared.db");
+    let receiver = Receiver::start(vec![]).await;
+    let keys = Keyring::generate().unwrap();
+    let opts = options(&[1])
+        .poll_interval(Duration::from_millis(5))
+        .concurrency(8);
+    let build = |store: SqliteStore| {
+        Dispatcher::builder()
+            .store(store)
+            .keyring(keys.clone())
+            .clock(SystemClock)
+            .options(opts.clone())
+            .build()
+            .unwrap()
+    };
+    let one = build(SqliteStore::open(&path).await.unwrap());
+    let two = build(SqliteStore::open(&path).await.unwrap());
+    one.create_endpoint(&Actor::admin("a"), EndpointConfig::new(receiver.url()))
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for i in 0..300 {
+        ids.push(one.publish("a.b", json!({ "i": i }), None).await.unwrap());
+    }
+    let workers = [tokio::spawn(one.run()), tokio::spawn(two.run())];
+    let deadline = std::time::Instant::now() + secs(60);
+    while receiver.count() < 300 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {} arrived",
+            receiver.count()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for w in workers {
+        w.abort();
+    }
+    let mut per_id: HashMap<String, u32> = HashMap::new();
+    for r in receiver.received() {
+        *per_id.entry(r.header("webhook-id").to_owned()).or_default() += 1;
+    }
+    assert_eq!(per_id.len(), 300);
+    assert!(per_id.values().all(|n| *n == 1), "a message arrived twice");
+    for id in ids {
+        assert!(per_id.contains_key(id.as_str()));
+    }
+}
