@@ -80,6 +80,7 @@ pub mod http;
 pub mod ids;
 pub mod integrations;
 pub mod oauth;
+pub mod records;
 pub mod secret;
 pub mod store;
 pub mod vault;

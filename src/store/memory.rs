@@ -4,6 +4,7 @@
 mod connections;
 mod consent;
 mod oauth;
+mod records;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -50,6 +51,12 @@ struct State {
     leases: HashMap<String, (String, SystemTime)>,
     revocations: BTreeMap<u64, super::PendingRevocation>,
     next_id: u64,
+    records: BTreeMap<records::RecordKey, records::MemRecord>,
+    sync_states: BTreeMap<(UserId, ConnectionId, String), super::SyncState>,
+    access_log: Vec<super::AccessLogEntry>,
+    settings: BTreeMap<(UserId, ConnectionId), String>,
+    mappings: BTreeMap<(super::MappingScope, String), String>,
+    tombstones: BTreeMap<String, super::Tombstone>,
 }
 
 impl State {

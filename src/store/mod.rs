@@ -1,8 +1,8 @@
 //! Storage behind small traits, one per concern, and the backends.
 //!
 //! consentry keeps state through a set of small, dyn-compatible async traits
-//! (today [`CredentialStore`] and [`DataKeyStore`]; connections, consent,
-//! records, outbox and the rest join as their features land). [`Store`] is
+//! (credentials, data keys, connections, revocations, consent, OAuth
+//! state, leases, records, sync state, settings, erasure). [`Store`] is
 //! the umbrella: anything implementing every concern is a `Store`, by a
 //! blanket impl, and so are `Arc<S>`, `Box<S>` and `Arc<dyn Store>`.
 //!
@@ -35,6 +35,7 @@ mod connections;
 mod consent;
 mod memory;
 mod oauth;
+mod records;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod vault;
@@ -49,6 +50,12 @@ pub use connections::{
 pub use consent::{ConsentEntry, ConsentStore, MAX_ACTOR_LEN, MAX_POLICY_VERSION_LEN};
 pub use memory::MemoryStore;
 pub use oauth::{LeaseStore, OAuthStateStore, PendingAuthorization};
+pub use records::{
+    AccessLogEntry, ErasureStore, MappingScope, PageApplied, PageWrite, RecordCount, RecordKey,
+    RecordRead, RecordStore, SettingsStore, SyncState, SyncStatus, SyncStore, Tombstone,
+    UserErased,
+};
+pub(crate) use records::{join_purposes, normalize_purposes, split_purposes};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
 pub use vault::{
@@ -71,6 +78,10 @@ pub trait Store:
     + ConsentStore
     + OAuthStateStore
     + LeaseStore
+    + RecordStore
+    + SyncStore
+    + SettingsStore
+    + ErasureStore
 {
 }
 
@@ -82,6 +93,10 @@ impl<T> Store for T where
         + ConsentStore
         + OAuthStateStore
         + LeaseStore
+        + RecordStore
+        + SyncStore
+        + SettingsStore
+        + ErasureStore
         + ?Sized
 {
 }
@@ -97,5 +112,9 @@ fn _dyn_compatible(
     _: &dyn ConsentStore,
     _: &dyn OAuthStateStore,
     _: &dyn LeaseStore,
+    _: &dyn RecordStore,
+    _: &dyn SyncStore,
+    _: &dyn SettingsStore,
+    _: &dyn ErasureStore,
 ) {
 }

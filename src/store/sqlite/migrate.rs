@@ -30,6 +30,13 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         name: "connections",
         sql: include_str!("migrations/0002_connections.sql"),
     },
+    // Version 3 on this branch only: it becomes version 4 when merged after
+    // the webhook branch's `0003_webhooks.sql`.
+    Migration {
+        version: 3,
+        name: "records",
+        sql: include_str!("migrations/0004_records.sql"),
+    },
 ];
 
 /// Hex SHA-256 of a migration's SQL text.
@@ -123,6 +130,10 @@ mod tests {
             (
                 2,
                 "e15adf614601276bc4de9d8d3896539c68df0311a0959924095963bae1ecb23f",
+            ),
+            (
+                3,
+                "29b5cf60fc99dc23a03161f561b1241004244bf38e7f985732c92f4b001091c9",
             ),
         ];
         assert_eq!(

@@ -4,6 +4,7 @@ mod connections;
 mod consent;
 mod migrate;
 mod oauth;
+mod records;
 mod util;
 mod vault;
 mod worker;
