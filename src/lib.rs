@@ -76,6 +76,7 @@ pub mod connection;
 pub mod connector;
 pub mod error;
 pub mod events;
+pub mod export;
 pub mod http;
 pub mod ids;
 pub mod integrations;
@@ -83,6 +84,7 @@ pub mod oauth;
 pub mod records;
 pub mod secret;
 pub mod store;
+pub mod sync;
 pub mod vault;
 pub mod webhook;
 

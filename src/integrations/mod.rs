@@ -32,7 +32,9 @@
 
 mod connect;
 mod disconnect;
+mod harvest;
 mod maintenance;
+mod report;
 mod token;
 
 use std::collections::HashMap;
@@ -44,7 +46,11 @@ use url::Url;
 
 pub use connect::ConnectStart;
 pub use disconnect::{DisconnectReport, RevocationResult};
+pub use harvest::{FieldMapping, MAX_RECORDS_PER_READ, RecordQuery};
 pub use maintenance::MaintenanceReport;
+pub use report::{
+    ConnectionReport, ErasureReport, PurposeReport, StreamReport, TransparencyReport,
+};
 pub use token::{AccessToken, TokenOptions};
 
 use crate::clock::{Clock, SystemClock};
@@ -55,6 +61,7 @@ use crate::events::{Event, EventBus, EventKind, Subscription};
 use crate::http::HttpClient;
 use crate::ids::{ConnectionId, ConnectorId, Purpose, UserId};
 use crate::store::{ConsentEntry, Store};
+use crate::sync::{Limits, SyncOptions};
 use crate::vault::{Keyring, Vault};
 
 /// The facade. Cheap to clone; clones share everything.
@@ -63,8 +70,8 @@ pub struct Integrations {
     inner: Arc<Inner>,
 }
 
-struct Inner {
-    store: Arc<dyn Store>,
+pub(crate) struct Inner {
+    pub(crate) store: Arc<dyn Store>,
     vault: Vault,
     http: Arc<dyn HttpClient>,
     clock: Arc<dyn Clock>,
@@ -75,6 +82,9 @@ struct Inner {
     inflight: Mutex<HashMap<(UserId, ConnectionId), Arc<token::Flight>>>,
     /// Prefix of lease owner tokens: unique per `Integrations` instance.
     instance: String,
+    sync: SyncOptions,
+    limits: Limits,
+    running: Mutex<HashMap<(UserId, ConnectionId), Arc<tokio::sync::Mutex<()>>>>,
 }
 
 #[derive(Debug, Clone)]
@@ -132,6 +142,7 @@ pub struct IntegrationsBuilder {
     connectors: Vec<Arc<dyn Connector>>,
     redirect_uri: Option<Url>,
     options: Options,
+    sync: SyncOptions,
 }
 
 impl fmt::Debug for IntegrationsBuilder {
@@ -218,6 +229,13 @@ impl IntegrationsBuilder {
         self
     }
 
+    /// How the sync runtime behaves (budgets, retries, circuit breaker,
+    /// scheduler); see [`SyncOptions`].
+    pub fn sync_options(mut self, options: SyncOptions) -> Self {
+        self.sync = options;
+        self
+    }
+
     /// Builds.
     ///
     /// # Errors
@@ -270,6 +288,9 @@ impl IntegrationsBuilder {
                 events: EventBus::default(),
                 inflight: Mutex::new(HashMap::new()),
                 instance: crate::secret::random_token(10)?,
+                sync: self.sync,
+                limits: Limits::default(),
+                running: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -299,6 +320,7 @@ impl Integrations {
             connectors: Vec::new(),
             redirect_uri: None,
             options: Options::default(),
+            sync: SyncOptions::default(),
         }
     }
 
@@ -389,6 +411,9 @@ impl Integrations {
             self.now(),
         );
         self.inner.store.append_consent(entry).await?;
+        if granted {
+            self.schedule_streams(user, connection, purpose).await?;
+        }
         let kind = if granted {
             EventKind::ConsentGranted
         } else {
@@ -425,6 +450,48 @@ impl Integrations {
     /// Storage errors.
     pub async fn consent_history(&self, user: &UserId) -> Result<Vec<ConsentEntry>> {
         self.inner.store.consent_history(user, None).await
+    }
+
+    pub(crate) fn inner(&self) -> &Inner {
+        &self.inner
+    }
+
+    pub(crate) fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
+    pub(crate) fn clock_now(&self) -> SystemTime {
+        self.now()
+    }
+
+    pub(crate) fn http_client(&self) -> &Arc<dyn HttpClient> {
+        &self.inner.http
+    }
+
+    pub(crate) fn sync_options(&self) -> &SyncOptions {
+        &self.inner.sync
+    }
+
+    pub(crate) fn limits(&self) -> &Limits {
+        &self.inner.limits
+    }
+
+    pub(crate) fn running(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<(UserId, ConnectionId), Arc<tokio::sync::Mutex<()>>>>
+    {
+        self.inner
+            .running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn emit_event(&self, event: Event) {
+        self.emit(event);
+    }
+
+    pub(crate) fn connector_by_id(&self, id: &ConnectorId) -> Result<&Arc<dyn Connector>> {
+        self.connector(id)
     }
 
     /// The clock's time, truncated to milliseconds: the precision every
