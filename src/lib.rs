@@ -74,6 +74,7 @@
 pub mod clock;
 pub mod connection;
 pub mod connector;
+pub mod connectors;
 pub mod error;
 pub mod events;
 pub mod export;

@@ -52,8 +52,8 @@ pub(crate) use builder::check_extra_param;
 pub use catalogue::{Catalogue, CatalogueEntry, ClientRegistration};
 pub use declarative::{HttpStream, Pagination};
 pub use discovery::{AuthorizationServerMetadata, MAX_DISCOVERY_DOCUMENT_BYTES, discovery_urls};
-pub(crate) use fetch::Transport;
 pub use fetch::{Action, FetchContext, MAX_JSON_BODY, Page};
+pub(crate) use fetch::{Transport, parse_json};
 pub(crate) use oauth2::check_endpoint;
 pub use oauth2::{
     AccountSource, ClientAuth, MAX_SCOPES, OAuth2Config, OAuth2Connector, Quirks, ScopeFormat,
@@ -195,6 +195,11 @@ pub enum AuthMethod<'a> {
     OAuth2(&'a OAuth2Config),
     /// A key or personal token the user pastes in.
     ApiKey(&'a ApiKeyAuth),
+    /// OAuth 1.0a with these client credentials; the user's token
+    /// credentials are sealed in the vault
+    /// ([`OAuth1Credentials::to_sealable`](crate::oauth::oauth1::OAuth1Credentials::to_sealable))
+    /// and every request is signed with HMAC-SHA1.
+    OAuth1(&'a crate::oauth::oauth1::OAuth1Credentials),
     /// No credentials (public data, local imports).
     None,
 }

@@ -274,6 +274,14 @@ pub enum Error {
         errors: Vec<FieldError>,
     },
 
+    /// An imported file was refused as a whole (nothing was imported);
+    /// each entry names a line (`line 12`, `line 12, Title`) and why.
+    #[error("the file was refused: {}", FieldErrors(errors))]
+    InvalidImport {
+        /// The line-level errors (at most 100).
+        errors: Vec<FieldError>,
+    },
+
     /// A token refresh led by another caller in this process failed; this is
     /// its outcome, shared. `kind` is the original error's kind.
     #[error("the token refresh failed: {reason}")]
@@ -401,7 +409,7 @@ impl Error {
             Self::ReauthRequired { .. } => ErrorKind::ReauthRequired,
             Self::RateLimited { .. } => ErrorKind::RateLimited,
             Self::ProviderUnavailable { .. } => ErrorKind::Unavailable,
-            Self::InvalidSettings { .. } => ErrorKind::InvalidInput,
+            Self::InvalidSettings { .. } | Self::InvalidImport { .. } => ErrorKind::InvalidInput,
             Self::RefreshFailed { kind, .. } => *kind,
             Self::Http(e) if e.is_retryable() => ErrorKind::Unavailable,
             Self::Http(_) | Self::Discovery { .. } | Self::InvalidResponse { .. } => {
@@ -480,7 +488,7 @@ impl Error {
             } => {
                 extensions.insert("retry_after".into(), d.as_secs().max(1).into());
             }
-            Self::InvalidSettings { errors } => {
+            Self::InvalidSettings { errors } | Self::InvalidImport { errors } => {
                 let errors: Vec<serde_json::Value> = errors
                     .iter()
                     .map(|e| serde_json::json!({"field": e.field, "message": e.message}))

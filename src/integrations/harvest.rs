@@ -372,9 +372,11 @@ impl Integrations {
         })
     }
 
-    /// Connects a connector that needs no OAuth: one without credentials
-    /// (file imports), or one that takes an API key (`api_key`, sealed in
-    /// the vault with the connection in one write). Connecting the same
+    /// Connects a connector that needs no OAuth 2.0 flow: one without
+    /// credentials (file imports), one that takes an API key, or an OAuth
+    /// 1.0a connector whose user token credentials the host already holds
+    /// (`api_key` = [`OAuth1Credentials::to_sealable`](crate::oauth::oauth1::OAuth1Credentials::to_sealable)).
+    /// The key is sealed in the vault with the connection in one write. Connecting the same
     /// account again returns the existing connection (with the new key).
     ///
     /// # Errors
@@ -390,7 +392,8 @@ impl Integrations {
     ) -> Result<Connection> {
         let c = self.connector(connector)?;
         match (c.auth(), &api_key) {
-            (AuthMethod::None, None) | (AuthMethod::ApiKey(_), Some(_)) => {}
+            (AuthMethod::None, None) | (AuthMethod::ApiKey(_) | AuthMethod::OAuth1(_), Some(_)) => {
+            }
             (AuthMethod::OAuth2(_), _) => {
                 return Err(Error::invalid(
                     "connector",

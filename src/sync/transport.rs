@@ -179,6 +179,53 @@ impl Authorized {
                 }
                 Ok(None)
             }
+            AuthMethod::OAuth1(client) => {
+                let sealed = self
+                    .integrations
+                    .consented_credential(
+                        &self.user,
+                        &self.connection,
+                        &self.purpose,
+                        CredentialKind::ApiKey,
+                    )
+                    .await?;
+                let token = crate::oauth::oauth1::OAuth1Credentials::from_sealed(&sealed)?;
+                let url = url::Url::parse(&request.uri().to_string())
+                    .map_err(|_| Error::invalid("request url", "not an absolute URL"))?;
+                let is_form = request
+                    .headers()
+                    .get(header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+                let form: Vec<(String, String)> = if is_form {
+                    url::form_urlencoded::parse(request.body())
+                        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                let secs = self
+                    .now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0);
+                let nonce = crate::secret::random_token(12)?;
+                let h = crate::oauth::oauth1::authorization_header(
+                    request.method().as_str(),
+                    &url,
+                    &form,
+                    client,
+                    Some(&token),
+                    &nonce,
+                    secs,
+                    true,
+                );
+                let mut value = HeaderValue::from_str(&h)
+                    .map_err(|_| Error::invalid("oauth 1.0a header", "not a header value"))?;
+                value.set_sensitive(true);
+                request.headers_mut().insert(header::AUTHORIZATION, value);
+                Ok(None)
+            }
             _ => Ok(None),
         }
     }
