@@ -211,7 +211,8 @@ pub fn parse_library_export(bytes: &[u8]) -> Result<Vec<Record>> {
             }
         };
         let isbn = unexcel(&fields[isbn_c]);
-        if !isbn.is_empty() && !(isbn.len() == 13 && isbn.bytes().all(|b| b.is_ascii_digit())) {
+        let isbn_ok = isbn.len() == 13 && isbn.bytes().all(|b| b.is_ascii_digit());
+        if !isbn.is_empty() && !isbn_ok {
             err("ISBN13", "must be 13 digits or empty".into());
         }
         let date_read = fields[date_c].trim();

@@ -111,7 +111,8 @@ impl FieldMapping {
             return Err(Error::invalid("field mapping", "names are 1 to 64 bytes"));
         }
         let provenance = matches!(source, "$id" | "$fetched_at" | "$stream");
-        if !provenance && !(source.starts_with('/') && source.len() <= 256) {
+        let pointer = source.starts_with('/') && source.len() <= 256;
+        if !provenance && !pointer {
             return Err(Error::invalid(
                 "field mapping",
                 "sources are JSON pointers (`/title`) or `$id`, `$fetched_at`, `$stream`",

@@ -64,6 +64,9 @@ use crate::store::{ConsentEntry, Store};
 use crate::sync::{Limits, SyncOptions};
 use crate::vault::{Keyring, Vault};
 
+/// The in-process lock of each connection's sync runs.
+pub(crate) type RunLocks = HashMap<(UserId, ConnectionId), Arc<tokio::sync::Mutex<()>>>;
+
 /// The facade. Cheap to clone; clones share everything.
 #[derive(Clone)]
 pub struct Integrations {
@@ -84,7 +87,7 @@ pub(crate) struct Inner {
     instance: String,
     sync: SyncOptions,
     limits: Limits,
-    running: Mutex<HashMap<(UserId, ConnectionId), Arc<tokio::sync::Mutex<()>>>>,
+    running: Mutex<RunLocks>,
 }
 
 #[derive(Debug, Clone)]
@@ -476,10 +479,7 @@ impl Integrations {
         &self.inner.limits
     }
 
-    pub(crate) fn running(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<(UserId, ConnectionId), Arc<tokio::sync::Mutex<()>>>>
-    {
+    pub(crate) fn running(&self) -> std::sync::MutexGuard<'_, RunLocks> {
         self.inner
             .running
             .lock()

@@ -28,11 +28,18 @@
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
 mod connections;
+mod records;
 
 pub use connections::{
     access_view_and_consent_ledger, connection_create_update_and_uniqueness,
     connections_list_and_expiring, delete_connection_and_revocation_queue, leases_have_one_owner,
     pending_authorizations_are_single_use,
+};
+pub use records::{
+    deleting_a_connection_deletes_its_harvest, erasing_a_user_leaves_only_a_tombstone,
+    field_mappings_prefer_the_connection, record_pages_upsert_with_their_cursor,
+    record_reads_check_consent_and_are_logged, revoking_consent_drops_the_purpose_from_records,
+    sync_states_are_scheduled,
 };
 
 use std::future::Future;
@@ -74,6 +81,13 @@ pub async fn run_all(store: &dyn Store) {
     delete_connection_and_revocation_queue(store).await;
     pending_authorizations_are_single_use(store).await;
     leases_have_one_owner(store).await;
+    record_pages_upsert_with_their_cursor(store).await;
+    record_reads_check_consent_and_are_logged(store).await;
+    revoking_consent_drops_the_purpose_from_records(store).await;
+    deleting_a_connection_deletes_its_harvest(store).await;
+    sync_states_are_scheduled(store).await;
+    field_mappings_prefer_the_connection(store).await;
+    erasing_a_user_leaves_only_a_tombstone(store).await;
 }
 
 fn user(name: &str) -> UserId {

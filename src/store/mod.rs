@@ -50,12 +50,14 @@ pub use connections::{
 pub use consent::{ConsentEntry, ConsentStore, MAX_ACTOR_LEN, MAX_POLICY_VERSION_LEN};
 pub use memory::MemoryStore;
 pub use oauth::{LeaseStore, OAuthStateStore, PendingAuthorization};
+pub(crate) use records::normalize_purposes;
 pub use records::{
     AccessLogEntry, ErasureStore, MappingScope, PageApplied, PageWrite, RecordCount, RecordKey,
     RecordRead, RecordStore, SettingsStore, SyncState, SyncStatus, SyncStore, Tombstone,
     UserErased,
 };
-pub(crate) use records::{join_purposes, normalize_purposes, split_purposes};
+#[cfg(feature = "sqlite")]
+pub(crate) use records::{join_purposes, split_purposes};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
 pub use vault::{

@@ -580,6 +580,7 @@ forward!(std::sync::Arc, Box);
 
 /// Purposes in their stored form: `" a b "` (a purpose never contains a
 /// space), so `" a "` finds one.
+#[cfg(feature = "sqlite")]
 pub(crate) fn join_purposes(purposes: &[Purpose]) -> String {
     let mut s = String::from(" ");
     for p in purposes {
@@ -590,6 +591,7 @@ pub(crate) fn join_purposes(purposes: &[Purpose]) -> String {
 }
 
 /// Purposes from their stored form.
+#[cfg(feature = "sqlite")]
 pub(crate) fn split_purposes(s: &str) -> Result<Vec<Purpose>> {
     s.split(' ')
         .filter(|p| !p.is_empty())

@@ -3,6 +3,7 @@
 //! on its own thread and runtime, so it outlives a test's runtime (tests
 //! kill theirs mid-run). Stops when dropped.
 
+#![allow(clippy::unwrap_used)]
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
