@@ -277,7 +277,7 @@ impl Integrations {
             for r in &batch {
                 let json = to_json(r)?;
                 let at = crate::clock::unix_millis(r.fetched_at).to_string();
-                let row_data = r.data.get().to_owned();
+                let row_data = r.data.clone();
                 match format {
                     Format::Csv => {
                         let p = purposes(r);

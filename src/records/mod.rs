@@ -26,7 +26,6 @@ use std::time::SystemTime;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 
 use crate::error::{Error, Result};
 use crate::ids::{ConnectionId, Purpose};
@@ -176,8 +175,10 @@ pub struct HeldRecord {
     pub id: String,
     /// The kind (`book`, `event`, ...).
     pub kind: String,
-    /// The normalised data.
-    pub data: Box<RawValue>,
+    /// The normalised data: a JSON object, as text (written validated;
+    /// serialized inline as JSON, not as a string).
+    #[serde(with = "raw_json")]
+    pub data: String,
     /// When it was last fetched.
     #[serde(with = "crate::records::millis")]
     pub fetched_at: SystemTime,
@@ -192,17 +193,20 @@ impl PartialEq for HeldRecord {
             && self.stream == other.stream
             && self.id == other.id
             && self.kind == other.kind
-            && self.data.get() == other.data.get()
+            && self.data == other.data
             && self.fetched_at == other.fetched_at
             && self.purposes == other.purposes
     }
 }
 
 impl HeldRecord {
-    /// Builds a held record (for store implementations).
+    /// Builds a held record (for store implementations). `data` is taken
+    /// as the JSON text it was stored as (validated when written); it is
+    /// parsed when decoded or serialized.
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] if `data` is not valid JSON.
+    /// [`Error::InvalidInput`] if `data` is not the text of a JSON object
+    /// (a cheap check of its braces).
     pub fn new(
         connection: ConnectionId,
         stream: String,
@@ -212,8 +216,10 @@ impl HeldRecord {
         fetched_at: SystemTime,
         purposes: Vec<Purpose>,
     ) -> Result<Self> {
-        let data = RawValue::from_string(data)
-            .map_err(|e| Error::invalid("record data", e.to_string()))?;
+        let trimmed = data.trim();
+        if !(trimmed.starts_with('{') && trimmed.ends_with('}')) {
+            return Err(Error::invalid("record data", "is not a JSON object"));
+        }
         Ok(Self {
             connection,
             stream,
@@ -230,8 +236,7 @@ impl HeldRecord {
     /// # Errors
     /// [`Error::InvalidInput`] if the stored text is not JSON.
     pub fn value(&self) -> Result<serde_json::Value> {
-        serde_json::from_str(self.data.get())
-            .map_err(|e| Error::invalid("record data", e.to_string()))
+        serde_json::from_str(&self.data).map_err(|e| Error::invalid("record data", e.to_string()))
     }
 
     /// Decodes the data as `T` (a [`Book`], an [`Event`], ...).
@@ -239,8 +244,23 @@ impl HeldRecord {
     /// # Errors
     /// [`Error::InvalidInput`] if the data does not have `T`'s shape.
     pub fn decode<T: DeserializeOwned>(&self) -> Result<T> {
-        serde_json::from_str(self.data.get())
-            .map_err(|e| Error::invalid("record data", e.to_string()))
+        serde_json::from_str(&self.data).map_err(|e| Error::invalid("record data", e.to_string()))
+    }
+}
+
+/// Serde for JSON text embedded as JSON.
+mod raw_json {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use serde_json::value::RawValue;
+
+    pub(super) fn serialize<S: Serializer>(data: &str, s: S) -> Result<S::Ok, S::Error> {
+        let raw: Box<RawValue> =
+            RawValue::from_string(data.to_owned()).map_err(serde::ser::Error::custom)?;
+        raw.serialize(s)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        Box::<RawValue>::deserialize(d).map(|raw| raw.get().to_owned())
     }
 }
 

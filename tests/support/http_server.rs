@@ -88,6 +88,14 @@ pub(crate) struct Server {
 
 impl Server {
     pub(crate) fn start(handler: impl Fn(&Req) -> Reply + Send + Sync + 'static) -> Self {
+        Self::start_with(true, handler)
+    }
+
+    /// Like `start`; `record: false` keeps no request log (benchmarks).
+    pub(crate) fn start_with(
+        record: bool,
+        handler: impl Fn(&Req) -> Reply + Send + Sync + 'static,
+    ) -> Self {
         let handler: Arc<Handler> = Arc::new(handler);
         let requests = Arc::new(Mutex::new(Vec::new()));
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
@@ -108,7 +116,7 @@ impl Server {
                         };
                         let (h, seen) = (handler.clone(), seen.clone());
                         tokio::spawn(async move {
-                            let _ = serve(sock, h, seen).await;
+                            let _ = serve(sock, h, seen, record).await;
                         });
                     }
                 };
@@ -160,6 +168,7 @@ async fn serve(
     mut sock: TcpStream,
     handler: Arc<Handler>,
     seen: Arc<Mutex<Vec<Req>>>,
+    record: bool,
 ) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(4096);
     loop {
@@ -214,7 +223,9 @@ async fn serve(
             headers,
             body,
         };
-        seen.lock().unwrap().push(req.clone());
+        if record {
+            seen.lock().unwrap().push(req.clone());
+        }
         let mut reply = handler(&req);
         loop {
             match reply {

@@ -133,7 +133,7 @@ mod tests {
             ),
             (
                 3,
-                "29b5cf60fc99dc23a03161f561b1241004244bf38e7f985732c92f4b001091c9",
+                "6a8646b116de179271bed1e5f51f26685c57a5a57a5a0876ccc3e304e2aa16dd",
             ),
         ];
         assert_eq!(

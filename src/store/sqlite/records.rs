@@ -282,39 +282,43 @@ impl RecordStore for SqliteStore {
     }
 
     async fn read_records(&self, read: RecordRead) -> Result<Option<Vec<HeldRecord>>> {
-        let rows = self
-            .write(move |conn| {
-                let err = sql("reading records");
-                let tx = conn
-                    .transaction_with_behavior(TransactionBehavior::Immediate)
-                    .map_err(&err)?;
-                let (t, u, c) = (
-                    tenant(&read.user),
-                    read.user.user(),
-                    read.connection.as_str(),
-                );
-                let granted: Option<bool> = tx
+        self.write(move |conn| {
+            let err = sql("reading records");
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(&err)?;
+            let (t, u, c) = (
+                tenant(&read.user),
+                read.user.user(),
+                read.connection.as_str(),
+            );
+            let granted: Option<bool> = tx
+                .prepare_cached(
+                    "SELECT granted FROM consentry_consent
+                     WHERE tenant = ?1 AND user_id = ?2 AND connection = ?3 AND purpose = ?4",
+                )
+                .and_then(|mut s| {
+                    s.query_row(params![t, u, c, read.purpose.as_str()], |r| r.get(0))
+                        .optional()
+                })
+                .map_err(&err)?;
+            if granted != Some(true) || !connection_exists(&tx, &t, u, c)? {
+                return Ok(None);
+            }
+            let limit = i64::try_from(read.limit).unwrap_or(i64::MAX);
+            let mut records = Vec::new();
+            {
+                let mut stmt = tx
                     .prepare_cached(
-                        "SELECT granted FROM consentry_consent
-                         WHERE tenant = ?1 AND user_id = ?2 AND connection = ?3 AND purpose = ?4",
+                        "SELECT record_id, kind, data, fetched_at, purposes
+                         FROM consentry_records
+                         WHERE tenant = ?1 AND user_id = ?2 AND connection = ?3 AND stream = ?4
+                           AND record_id > ?5 AND instr(purposes, ?6) > 0
+                         ORDER BY record_id LIMIT ?7",
                     )
-                    .and_then(|mut s| {
-                        s.query_row(params![t, u, c, read.purpose.as_str()], |r| r.get(0))
-                            .optional()
-                    })
                     .map_err(&err)?;
-                if granted != Some(true) || !connection_exists(&tx, &t, u, c)? {
-                    return Ok(None);
-                }
-                let limit = i64::try_from(read.limit).unwrap_or(i64::MAX);
-                let rows = query_all(
-                    &tx,
-                    "SELECT connection, stream, record_id, kind, data, fetched_at, purposes
-                     FROM consentry_records
-                     WHERE tenant = ?1 AND user_id = ?2 AND connection = ?3 AND stream = ?4
-                       AND record_id > ?5 AND instr(purposes, ?6) > 0
-                     ORDER BY record_id LIMIT ?7",
-                    params![
+                let mut rows = stmt
+                    .query(params![
                         t,
                         u,
                         c,
@@ -322,34 +326,59 @@ impl RecordStore for SqliteStore {
                         read.after.as_deref().unwrap_or(""),
                         format!(" {} ", read.purpose),
                         limit
-                    ],
-                    "reading records",
-                    raw_record,
-                )?;
-                tx.prepare_cached(
-                    "INSERT INTO consentry_access_log
-                       (tenant, user_id, connection, stream, purpose, component, at, count)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                )
-                .and_then(|mut s| {
-                    s.execute(params![
-                        t,
-                        u,
-                        c,
-                        read.stream,
-                        read.purpose.as_str(),
-                        read.component,
-                        millis(read.at),
-                        rows.len() as i64
                     ])
-                })
-                .map_err(&err)?;
-                tx.commit().map_err(&err)?;
-                Ok(Some(rows))
+                    .map_err(&err)?;
+                // Rows of a stream mostly share their purposes: parse each
+                // distinct set once.
+                let mut last: Option<(String, Vec<Purpose>)> = None;
+                while let Some(row) = rows.next().map_err(&err)? {
+                    let purposes: String = row.get(4).map_err(&err)?;
+                    let parsed = match &last {
+                        Some((text, parsed)) if *text == purposes => parsed.clone(),
+                        _ => {
+                            let parsed =
+                                split_purposes(&purposes).map_err(|e| corrupt("purpose", e))?;
+                            last = Some((purposes, parsed.clone()));
+                            parsed
+                        }
+                    };
+                    let at: i64 = row.get(3).map_err(&err)?;
+                    records.push(
+                        HeldRecord::new(
+                            read.connection.clone(),
+                            read.stream.clone(),
+                            row.get(0).map_err(&err)?,
+                            row.get(1).map_err(&err)?,
+                            row.get(2).map_err(&err)?,
+                            time(at),
+                            parsed,
+                        )
+                        .map_err(|e| corrupt("record", e))?,
+                    );
+                }
+            }
+            tx.prepare_cached(
+                "INSERT INTO consentry_access_log
+                   (tenant, user_id, connection, stream, purpose, component, at, count)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    t,
+                    u,
+                    c,
+                    read.stream,
+                    read.purpose.as_str(),
+                    read.component,
+                    millis(read.at),
+                    records.len() as i64
+                ])
             })
-            .await?;
-        rows.map(|rows| rows.into_iter().map(held).collect())
-            .transpose()
+            .map_err(&err)?;
+            tx.commit().map_err(&err)?;
+            Ok(Some(records))
+        })
+        .await
     }
 
     async fn record_counts(&self, user: &UserId) -> Result<Vec<RecordCount>> {

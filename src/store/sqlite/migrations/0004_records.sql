@@ -43,8 +43,10 @@ CREATE TABLE consentry_sync_state (
 CREATE INDEX consentry_sync_state_due
     ON consentry_sync_state (next_run_at) WHERE next_run_at IS NOT NULL;
 
+-- `seq` is the rowid: increasing, and (unlike AUTOINCREMENT) without a
+-- second table to update on every read.
 CREATE TABLE consentry_access_log (
-    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq        INTEGER PRIMARY KEY,
     tenant     TEXT NOT NULL,
     user_id    TEXT NOT NULL,
     connection TEXT NOT NULL,
