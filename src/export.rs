@@ -160,15 +160,33 @@ impl Integrations {
     /// No token, key or cursor is written.
     ///
     /// ```
-    /// # async fn run(integrations: consentry::Integrations, user: consentry::UserId) -> consentry::Result<()> {
+    /// # use consentry::{Integrations, Purpose, UserId};
+    /// # use consentry::connection::AccountInfo;
+    /// # use consentry::connectors::goodreads::{self, GoodreadsConnector};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # let integrations = Integrations::builder()
+    /// #     .store(consentry::store::MemoryStore::new())
+    /// #     .keyring(consentry::vault::Keyring::generate()?)
+    /// #     .http(consentry::http::from_fn(|_| async { Ok(consentry::http::Response::new(Vec::new())) }))
+    /// #     .connector(GoodreadsConnector::new([Purpose::new("matching")?])?)
+    /// #     .redirect_uri("https://app.example/cb".parse().unwrap())
+    /// #     .build()?;
+    /// # let user = UserId::new("alice")?;
+    /// # let matching = Purpose::new("matching")?;
+    /// # let conn = integrations.connect_without_oauth(&user, &"goodreads".parse()?, AccountInfo::new("gr-1"), None).await?;
+    /// # integrations.grant_consent(&user, &conn.id, &matching).await?;
+    /// # let csv = "Book Id,Title,Author,ISBN13,My Rating,Exclusive Shelf,Date Read,Bookshelves\n1,Dune,Frank Herbert,,5,read,2024/01/02,sci-fi\n";
+    /// # integrations.import_records(&user, &conn.id, "library", &matching, goodreads::parse_library_export(csv.as_bytes())?).await?;
     /// use consentry::export::Format;
     /// let mut out = Vec::new();
-    /// integrations.export(&user, Format::Ndjson, &mut out).await?;
+    /// let summary = integrations.export(&user, Format::Ndjson, &mut out).await?;
+    /// assert_eq!((summary.connections, summary.records), (1, 1));
     /// for line in String::from_utf8(out).unwrap().lines() {
     ///     let item: serde_json::Value = serde_json::from_str(line).unwrap();
     ///     assert!(item["type"].is_string());
     /// }
-    /// # Ok(()) }
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
     /// ```
     ///
     /// # Errors

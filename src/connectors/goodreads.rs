@@ -9,7 +9,7 @@
 //! ```
 //! use consentry::connectors::goodreads;
 //! let csv = "Book Id,Title,Author,Additional Authors,ISBN13,My Rating,Exclusive Shelf,Date Read,Bookshelves\n\
-//!            4671,The Great Gatsby,F. Scott Fitzgerald,,=\"9780743273565\",4,read,2024/05/01,\"classics, fiction\"\n";
+//!            4671,The Great Gatsby,F. Scott Fitzgerald,,\"=\"\"9780743273565\"\"\",4,read,2024/05/01,\"classics, fiction\"\n";
 //! let records = goodreads::parse_library_export(csv.as_bytes())?;
 //! let book: consentry::records::Book = records[0].decode()?;
 //! assert_eq!(book.isbn13.as_deref(), Some("9780743273565"));

@@ -159,6 +159,35 @@ impl Integrations {
     /// # Errors
     /// [`Error::NotFound`] (no such connection), [`Error::ConsentRequired`],
     /// storage errors.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use consentry::{Integrations, Purpose, UserId};
+    /// # use consentry::connection::AccountInfo;
+    /// # use consentry::connectors::goodreads::{self, GoodreadsConnector};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # let integrations = Integrations::builder()
+    /// #     .store(consentry::store::MemoryStore::new())
+    /// #     .keyring(consentry::vault::Keyring::generate()?)
+    /// #     .http(consentry::http::from_fn(|_| async { Ok(consentry::http::Response::new(Vec::new())) }))
+    /// #     .connector(GoodreadsConnector::new([Purpose::new("matching")?])?)
+    /// #     .redirect_uri("https://app.example/cb".parse().unwrap())
+    /// #     .build()?;
+    /// # let user = UserId::new("alice")?;
+    /// # let matching = Purpose::new("matching")?;
+    /// # let conn = integrations.connect_without_oauth(&user, &"goodreads".parse()?, AccountInfo::new("gr-1"), None).await?;
+    /// # integrations.grant_consent(&user, &conn.id, &matching).await?;
+    /// # let csv = "Book Id,Title,Author,ISBN13,My Rating,Exclusive Shelf,Date Read,Bookshelves\n1,Dune,Frank Herbert,,5,read,2024/01/02,sci-fi\n";
+    /// # integrations.import_records(&user, &conn.id, "library", &matching, goodreads::parse_library_export(csv.as_bytes())?).await?;
+    /// let books = integrations.records(&user, &conn.id, "library", &matching).await?;
+    /// assert_eq!(books[0].decode::<consentry::records::Book>()?.title, "Dune");
+    /// // Without consent to a purpose, nothing is read.
+    /// let ads = Purpose::new("ads")?;
+    /// assert!(integrations.records(&user, &conn.id, "library", &ads).await.is_err());
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn records(
         &self,
         user: &UserId,
@@ -175,6 +204,36 @@ impl Integrations {
     ///
     /// # Errors
     /// As [`Integrations::records`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use consentry::{Integrations, Purpose, UserId};
+    /// # use consentry::connection::AccountInfo;
+    /// # use consentry::connectors::goodreads::{self, GoodreadsConnector};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # let integrations = Integrations::builder()
+    /// #     .store(consentry::store::MemoryStore::new())
+    /// #     .keyring(consentry::vault::Keyring::generate()?)
+    /// #     .http(consentry::http::from_fn(|_| async { Ok(consentry::http::Response::new(Vec::new())) }))
+    /// #     .connector(GoodreadsConnector::new([Purpose::new("matching")?])?)
+    /// #     .redirect_uri("https://app.example/cb".parse().unwrap())
+    /// #     .build()?;
+    /// # let user = UserId::new("alice")?;
+    /// # let matching = Purpose::new("matching")?;
+    /// # let conn = integrations.connect_without_oauth(&user, &"goodreads".parse()?, AccountInfo::new("gr-1"), None).await?;
+    /// # integrations.grant_consent(&user, &conn.id, &matching).await?;
+    /// # let csv = "Book Id,Title,Author,ISBN13,My Rating,Exclusive Shelf,Date Read,Bookshelves\n1,Dune,Frank Herbert,,5,read,2024/01/02,sci-fi\n";
+    /// # integrations.import_records(&user, &conn.id, "library", &matching, goodreads::parse_library_export(csv.as_bytes())?).await?;
+    /// use consentry::integrations::RecordQuery;
+    /// let q = RecordQuery::default().component("matcher").limit(10);
+    /// let page = integrations.records_with(&user, &conn.id, "library", &matching, &q).await?;
+    /// assert_eq!(page.len(), 1);
+    /// let log = integrations.report(&user).await?.connections[0].access_log.clone();
+    /// assert_eq!(log[0].component, "matcher");
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn records_with(
         &self,
         user: &UserId,
@@ -212,6 +271,36 @@ impl Integrations {
     /// # Errors
     /// As [`Integrations::records`]; [`Error::NotFound`] if no mapping
     /// applies.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use consentry::{Integrations, Purpose, UserId};
+    /// # use consentry::connection::AccountInfo;
+    /// # use consentry::connectors::goodreads::{self, GoodreadsConnector};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # let integrations = Integrations::builder()
+    /// #     .store(consentry::store::MemoryStore::new())
+    /// #     .keyring(consentry::vault::Keyring::generate()?)
+    /// #     .http(consentry::http::from_fn(|_| async { Ok(consentry::http::Response::new(Vec::new())) }))
+    /// #     .connector(GoodreadsConnector::new([Purpose::new("matching")?])?)
+    /// #     .redirect_uri("https://app.example/cb".parse().unwrap())
+    /// #     .build()?;
+    /// # let user = UserId::new("alice")?;
+    /// # let matching = Purpose::new("matching")?;
+    /// # let conn = integrations.connect_without_oauth(&user, &"goodreads".parse()?, AccountInfo::new("gr-1"), None).await?;
+    /// # integrations.grant_consent(&user, &conn.id, &matching).await?;
+    /// # let csv = "Book Id,Title,Author,ISBN13,My Rating,Exclusive Shelf,Date Read,Bookshelves\n1,Dune,Frank Herbert,,5,read,2024/01/02,sci-fi\n";
+    /// # integrations.import_records(&user, &conn.id, "library", &matching, goodreads::parse_library_export(csv.as_bytes())?).await?;
+    /// use consentry::integrations::FieldMapping;
+    /// use consentry::store::MappingScope;
+    /// let mapping = FieldMapping::new().bind("book_title", "/title")?;
+    /// integrations.set_field_mapping(&MappingScope::Tenant(None), "library", Some(&mapping)).await?;
+    /// let rows = integrations.mapped_records(&user, &conn.id, "library", &matching).await?;
+    /// assert_eq!(rows[0]["book_title"], "Dune");
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn mapped_records(
         &self,
         user: &UserId,
@@ -242,6 +331,38 @@ impl Integrations {
     ///
     /// # Errors
     /// Storage errors.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use consentry::{Integrations, Purpose, UserId};
+    /// # use consentry::connection::AccountInfo;
+    /// # use consentry::connectors::goodreads::{self, GoodreadsConnector};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # let integrations = Integrations::builder()
+    /// #     .store(consentry::store::MemoryStore::new())
+    /// #     .keyring(consentry::vault::Keyring::generate()?)
+    /// #     .http(consentry::http::from_fn(|_| async { Ok(consentry::http::Response::new(Vec::new())) }))
+    /// #     .connector(GoodreadsConnector::new([Purpose::new("matching")?])?)
+    /// #     .redirect_uri("https://app.example/cb".parse().unwrap())
+    /// #     .build()?;
+    /// # let user = UserId::new("alice")?;
+    /// # let matching = Purpose::new("matching")?;
+    /// # let conn = integrations.connect_without_oauth(&user, &"goodreads".parse()?, AccountInfo::new("gr-1"), None).await?;
+    /// # integrations.grant_consent(&user, &conn.id, &matching).await?;
+    /// # let csv = "Book Id,Title,Author,ISBN13,My Rating,Exclusive Shelf,Date Read,Bookshelves\n1,Dune,Frank Herbert,,5,read,2024/01/02,sci-fi\n";
+    /// # integrations.import_records(&user, &conn.id, "library", &matching, goodreads::parse_library_export(csv.as_bytes())?).await?;
+    /// use consentry::integrations::FieldMapping;
+    /// use consentry::store::MappingScope;
+    /// let mine = MappingScope::Connection(user.clone(), conn.id.clone());
+    /// let mapping = FieldMapping::new().bind("id", "$id")?;
+    /// integrations.set_field_mapping(&mine, "library", Some(&mapping)).await?;
+    /// assert_eq!(integrations.mapped_records(&user, &conn.id, "library", &matching).await?[0]["id"], "1");
+    /// integrations.set_field_mapping(&mine, "library", None).await?; // removed
+    /// assert!(integrations.mapped_records(&user, &conn.id, "library", &matching).await.is_err());
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn set_field_mapping(
         &self,
         scope: &MappingScope,
@@ -264,6 +385,35 @@ impl Integrations {
     ///
     /// # Errors
     /// As [`Integrations::records`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use consentry::{Integrations, Purpose, UserId};
+    /// # use consentry::connection::AccountInfo;
+    /// # use consentry::connectors::goodreads::{self, GoodreadsConnector};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # let integrations = Integrations::builder()
+    /// #     .store(consentry::store::MemoryStore::new())
+    /// #     .keyring(consentry::vault::Keyring::generate()?)
+    /// #     .http(consentry::http::from_fn(|_| async { Ok(consentry::http::Response::new(Vec::new())) }))
+    /// #     .connector(GoodreadsConnector::new([Purpose::new("matching")?])?)
+    /// #     .redirect_uri("https://app.example/cb".parse().unwrap())
+    /// #     .build()?;
+    /// # let user = UserId::new("alice")?;
+    /// # let matching = Purpose::new("matching")?;
+    /// # let conn = integrations.connect_without_oauth(&user, &"goodreads".parse()?, AccountInfo::new("gr-1"), None).await?;
+    /// # integrations.grant_consent(&user, &conn.id, &matching).await?;
+    /// # let csv = "Book Id,Title,Author,ISBN13,My Rating,Exclusive Shelf,Date Read,Bookshelves\n1,Dune,Frank Herbert,,5,read,2024/01/02,sci-fi\n";
+    /// # integrations.import_records(&user, &conn.id, "library", &matching, goodreads::parse_library_export(csv.as_bytes())?).await?;
+    /// use consentry::records::Insight;
+    /// let Some(Insight::Genres(profile)) = integrations.insight(&user, &conn.id, "library", &matching).await? else {
+    ///     unreachable!()
+    /// };
+    /// assert_eq!(profile.genres[0].genre, "sci-fi");
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn insight(
         &self,
         user: &UserId,
@@ -286,6 +436,34 @@ impl Integrations {
     /// # Errors
     /// [`Error::InvalidSettings`] with field-level errors;
     /// [`Error::NotFound`] for an unknown connection.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use consentry::{Integrations, Purpose, UserId};
+    /// # use consentry::connection::AccountInfo;
+    /// # use consentry::connectors::goodreads::{self, GoodreadsConnector};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # let integrations = Integrations::builder()
+    /// #     .store(consentry::store::MemoryStore::new())
+    /// #     .keyring(consentry::vault::Keyring::generate()?)
+    /// #     .http(consentry::http::from_fn(|_| async { Ok(consentry::http::Response::new(Vec::new())) }))
+    /// #     .connector(GoodreadsConnector::new([Purpose::new("matching")?])?)
+    /// #     .redirect_uri("https://app.example/cb".parse().unwrap())
+    /// #     .build()?;
+    /// # let user = UserId::new("alice")?;
+    /// # let matching = Purpose::new("matching")?;
+    /// # let conn = integrations.connect_without_oauth(&user, &"goodreads".parse()?, AccountInfo::new("gr-1"), None).await?;
+    /// # integrations.grant_consent(&user, &conn.id, &matching).await?;
+    /// # let csv = "Book Id,Title,Author,ISBN13,My Rating,Exclusive Shelf,Date Read,Bookshelves\n1,Dune,Frank Herbert,,5,read,2024/01/02,sci-fi\n";
+    /// # integrations.import_records(&user, &conn.id, "library", &matching, goodreads::parse_library_export(csv.as_bytes())?).await?;
+    /// let saved = integrations.configure(&user, &conn.id, serde_json::json!({"shelves": ["read"]})).await?;
+    /// assert_eq!(saved["shelves"][0], "read");
+    /// let err = integrations.configure(&user, &conn.id, serde_json::json!({"shelves": 3})).await.unwrap_err();
+    /// assert!(matches!(err, consentry::Error::InvalidSettings { .. }));
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn configure(
         &self,
         user: &UserId,
@@ -310,6 +488,33 @@ impl Integrations {
     ///
     /// # Errors
     /// Storage errors.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use consentry::{Integrations, Purpose, UserId};
+    /// # use consentry::connection::AccountInfo;
+    /// # use consentry::connectors::goodreads::{self, GoodreadsConnector};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # let integrations = Integrations::builder()
+    /// #     .store(consentry::store::MemoryStore::new())
+    /// #     .keyring(consentry::vault::Keyring::generate()?)
+    /// #     .http(consentry::http::from_fn(|_| async { Ok(consentry::http::Response::new(Vec::new())) }))
+    /// #     .connector(GoodreadsConnector::new([Purpose::new("matching")?])?)
+    /// #     .redirect_uri("https://app.example/cb".parse().unwrap())
+    /// #     .build()?;
+    /// # let user = UserId::new("alice")?;
+    /// # let matching = Purpose::new("matching")?;
+    /// # let conn = integrations.connect_without_oauth(&user, &"goodreads".parse()?, AccountInfo::new("gr-1"), None).await?;
+    /// # integrations.grant_consent(&user, &conn.id, &matching).await?;
+    /// # let csv = "Book Id,Title,Author,ISBN13,My Rating,Exclusive Shelf,Date Read,Bookshelves\n1,Dune,Frank Herbert,,5,read,2024/01/02,sci-fi\n";
+    /// # integrations.import_records(&user, &conn.id, "library", &matching, goodreads::parse_library_export(csv.as_bytes())?).await?;
+    /// assert!(integrations.settings(&user, &conn.id).await?.is_empty());
+    /// integrations.configure(&user, &conn.id, serde_json::json!({"shelves": ["read"]})).await?;
+    /// assert_eq!(integrations.settings(&user, &conn.id).await?["shelves"][0], "read");
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn settings(
         &self,
         user: &UserId,
@@ -384,6 +589,33 @@ impl Integrations {
     /// [`Error::NotFound`] (unknown connector), [`Error::InvalidInput`]
     /// (an OAuth connector, a key missing or given when not used),
     /// storage errors.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use consentry::{Integrations, Purpose, UserId};
+    /// # use consentry::connection::AccountInfo;
+    /// # use consentry::connectors::goodreads::{self, GoodreadsConnector};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # let integrations = Integrations::builder()
+    /// #     .store(consentry::store::MemoryStore::new())
+    /// #     .keyring(consentry::vault::Keyring::generate()?)
+    /// #     .http(consentry::http::from_fn(|_| async { Ok(consentry::http::Response::new(Vec::new())) }))
+    /// #     .connector(GoodreadsConnector::new([Purpose::new("matching")?])?)
+    /// #     .redirect_uri("https://app.example/cb".parse().unwrap())
+    /// #     .build()?;
+    /// # let user = UserId::new("alice")?;
+    /// # let matching = Purpose::new("matching")?;
+    /// # let conn = integrations.connect_without_oauth(&user, &"goodreads".parse()?, AccountInfo::new("gr-1"), None).await?;
+    /// # integrations.grant_consent(&user, &conn.id, &matching).await?;
+    /// # let csv = "Book Id,Title,Author,ISBN13,My Rating,Exclusive Shelf,Date Read,Bookshelves\n1,Dune,Frank Herbert,,5,read,2024/01/02,sci-fi\n";
+    /// # integrations.import_records(&user, &conn.id, "library", &matching, goodreads::parse_library_export(csv.as_bytes())?).await?;
+    /// // (The setup connected `gr-1`.) The same account again: the same connection.
+    /// let again = integrations.connect_without_oauth(&user, &"goodreads".parse()?, AccountInfo::new("gr-1"), None).await?;
+    /// assert_eq!(again.id, conn.id);
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn connect_without_oauth(
         &self,
         user: &UserId,

@@ -114,6 +114,37 @@ impl Integrations {
     ///
     /// # Errors
     /// Storage errors.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use consentry::{Integrations, Purpose, UserId};
+    /// # use consentry::connection::AccountInfo;
+    /// # use consentry::connectors::goodreads::{self, GoodreadsConnector};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # let integrations = Integrations::builder()
+    /// #     .store(consentry::store::MemoryStore::new())
+    /// #     .keyring(consentry::vault::Keyring::generate()?)
+    /// #     .http(consentry::http::from_fn(|_| async { Ok(consentry::http::Response::new(Vec::new())) }))
+    /// #     .connector(GoodreadsConnector::new([Purpose::new("matching")?])?)
+    /// #     .redirect_uri("https://app.example/cb".parse().unwrap())
+    /// #     .build()?;
+    /// # let user = UserId::new("alice")?;
+    /// # let matching = Purpose::new("matching")?;
+    /// # let conn = integrations.connect_without_oauth(&user, &"goodreads".parse()?, AccountInfo::new("gr-1"), None).await?;
+    /// # integrations.grant_consent(&user, &conn.id, &matching).await?;
+    /// # let csv = "Book Id,Title,Author,ISBN13,My Rating,Exclusive Shelf,Date Read,Bookshelves\n1,Dune,Frank Herbert,,5,read,2024/01/02,sci-fi\n";
+    /// # integrations.import_records(&user, &conn.id, "library", &matching, goodreads::parse_library_export(csv.as_bytes())?).await?;
+    /// integrations.records(&user, &conn.id, "library", &matching).await?;
+    /// let report = integrations.report(&user).await?;
+    /// let c = &report.connections[0];
+    /// assert_eq!(c.connection.account.id, "gr-1");
+    /// assert!(c.purposes[0].consented);
+    /// assert_eq!(c.streams[0].records_by_purpose, [(matching.clone(), 1)]);
+    /// assert_eq!(c.access_log[0].purpose, matching);
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn report(&self, user: &UserId) -> Result<TransparencyReport> {
         let store = &self.inner.store;
         let connections = store.list_connections(user).await?;
@@ -200,6 +231,33 @@ impl Integrations {
     ///
     /// # Errors
     /// Storage errors; calling it again finishes the job.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use consentry::{Integrations, Purpose, UserId};
+    /// # use consentry::connection::AccountInfo;
+    /// # use consentry::connectors::goodreads::{self, GoodreadsConnector};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # let integrations = Integrations::builder()
+    /// #     .store(consentry::store::MemoryStore::new())
+    /// #     .keyring(consentry::vault::Keyring::generate()?)
+    /// #     .http(consentry::http::from_fn(|_| async { Ok(consentry::http::Response::new(Vec::new())) }))
+    /// #     .connector(GoodreadsConnector::new([Purpose::new("matching")?])?)
+    /// #     .redirect_uri("https://app.example/cb".parse().unwrap())
+    /// #     .build()?;
+    /// # let user = UserId::new("alice")?;
+    /// # let matching = Purpose::new("matching")?;
+    /// # let conn = integrations.connect_without_oauth(&user, &"goodreads".parse()?, AccountInfo::new("gr-1"), None).await?;
+    /// # integrations.grant_consent(&user, &conn.id, &matching).await?;
+    /// # let csv = "Book Id,Title,Author,ISBN13,My Rating,Exclusive Shelf,Date Read,Bookshelves\n1,Dune,Frank Herbert,,5,read,2024/01/02,sci-fi\n";
+    /// # integrations.import_records(&user, &conn.id, "library", &matching, goodreads::parse_library_export(csv.as_bytes())?).await?;
+    /// let erased = integrations.erase_user(&user).await?;
+    /// assert_eq!(erased.tombstone.records, 1);
+    /// assert!(integrations.connections(&user).await?.is_empty());
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn erase_user(&self, user: &UserId) -> Result<ErasureReport> {
         let mut disconnected = Vec::new();
         for c in self.inner.store.list_connections(user).await? {
@@ -234,6 +292,33 @@ impl Integrations {
     ///
     /// # Errors
     /// Storage errors.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use consentry::{Integrations, Purpose, UserId};
+    /// # use consentry::connection::AccountInfo;
+    /// # use consentry::connectors::goodreads::{self, GoodreadsConnector};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # let integrations = Integrations::builder()
+    /// #     .store(consentry::store::MemoryStore::new())
+    /// #     .keyring(consentry::vault::Keyring::generate()?)
+    /// #     .http(consentry::http::from_fn(|_| async { Ok(consentry::http::Response::new(Vec::new())) }))
+    /// #     .connector(GoodreadsConnector::new([Purpose::new("matching")?])?)
+    /// #     .redirect_uri("https://app.example/cb".parse().unwrap())
+    /// #     .build()?;
+    /// # let user = UserId::new("alice")?;
+    /// # let matching = Purpose::new("matching")?;
+    /// # let conn = integrations.connect_without_oauth(&user, &"goodreads".parse()?, AccountInfo::new("gr-1"), None).await?;
+    /// # integrations.grant_consent(&user, &conn.id, &matching).await?;
+    /// # let csv = "Book Id,Title,Author,ISBN13,My Rating,Exclusive Shelf,Date Read,Bookshelves\n1,Dune,Frank Herbert,,5,read,2024/01/02,sci-fi\n";
+    /// # integrations.import_records(&user, &conn.id, "library", &matching, goodreads::parse_library_export(csv.as_bytes())?).await?;
+    /// assert!(integrations.erasure_tombstone(&user).await?.is_none());
+    /// integrations.erase_user(&user).await?;
+    /// assert!(integrations.erasure_tombstone(&user).await?.is_some());
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn erasure_tombstone(&self, user: &UserId) -> Result<Option<Tombstone>> {
         self.inner.store.tombstone(&subject(user)).await
     }

@@ -17,7 +17,6 @@ const MAX_GENRES: usize = 100;
 /// assert_eq!(g.count, 3);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
 pub struct GenreCount {
     /// The genre, lowercased and trimmed.
     pub genre: String,
@@ -39,7 +38,6 @@ pub struct GenreCount {
 /// assert_eq!(p.genres.len(), 2);
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
 pub struct GenreProfile {
     /// The genres, most frequent first.
     pub genres: Vec<GenreCount>,

@@ -13,7 +13,6 @@ use super::Normalized;
 /// assert!(b.isbn13.is_none());
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
 pub struct Book {
     /// Title.
     pub title: String,
@@ -44,7 +43,6 @@ impl Normalized for Book {
 /// assert!(s.exclusive);
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
 pub struct Shelf {
     /// The shelf's name.
     pub name: String,
@@ -67,7 +65,6 @@ impl Normalized for Shelf {
 /// assert!(!e.all_day);
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
 pub struct Event {
     /// Title (`summary`).
     pub title: String,
@@ -94,7 +91,6 @@ impl Normalized for Event {
 /// assert_eq!(Artist::KIND, "artist");
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
 pub struct Artist {
     /// The provider's artist id.
     pub id: String,
@@ -117,7 +113,6 @@ impl Normalized for Artist {
 /// assert_eq!(Play::KIND, "play");
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
 pub struct Play {
     /// The track's id.
     pub track_id: String,

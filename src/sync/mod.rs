@@ -18,16 +18,63 @@
 //! - Waits use the injected [`Clock`](crate::clock::Clock): with a
 //!   `ManualClock` they take no real time.
 //!
-//! ```no_run
-//! # async fn run(integrations: consentry::Integrations, user: consentry::UserId,
-//! #              connection: consentry::ConnectionId) -> consentry::Result<()> {
-//! use consentry::Purpose;
-//! // On demand:
-//! let report = integrations.sync_now(&user, &connection, "calendar_events", &Purpose::new("reminders")?).await?;
-//! println!("{} records in {} pages", report.upserted, report.pages);
-//! // In the background (drop the task to stop it):
-//! tokio::spawn(integrations.scheduler());
-//! # Ok(()) }
+//! ```
+//! # use std::time::{Duration, SystemTime};
+//! # use consentry::{Connection, ConnectionId, Integrations, Purpose, UserId};
+//! # use consentry::connection::AccountInfo;
+//! # use consentry::connector::{HttpStream, OAuth2Connector, Pagination, StreamSpec};
+//! # use consentry::http::{self, HttpRequest, Response};
+//! # use consentry::store::{ConnectionStore, ConnectionWrite, MemoryStore};
+//! # use consentry::vault::{CredentialKind, CredentialUpdate, Keyring};
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! // A provider API with two pages of contacts, behind a closure client.
+//! let api = http::from_fn(|req: HttpRequest| async move {
+//!     assert_eq!(req.headers()["authorization"], "Bearer ya29.token");
+//!     let body = if req.uri().query().unwrap_or("").contains("page=2") {
+//!         r#"{"data": [{"id": 3, "name": "Cy"}]}"#
+//!     } else {
+//!         r#"{"data": [{"id": 1, "name": "Ada"}, {"id": 2, "name": "Bo"}], "next": "2"}"#
+//!     };
+//!     Ok(Response::new(body.as_bytes().to_vec()))
+//! });
+//! let acme = OAuth2Connector::builder("acme".parse()?)
+//!     .authorization_url("https://acme.example/authorize".parse().unwrap())
+//!     .token_url("https://acme.example/token".parse().unwrap())
+//!     .client_id("app")
+//!     .no_client_secret()
+//!     .client_auth(consentry::connector::ClientAuth::None)
+//!     .api_base_url("https://api.acme.example".parse().unwrap())
+//!     .stream(StreamSpec::new("contacts")?.with_purposes([Purpose::new("crm_sync")?]).with_http(
+//!         HttpStream::new("/contacts", "/data", "/id")?
+//!             .with_pagination(Pagination::PageToken { param: "page".into(), pointer: "/next".into() }),
+//!     ))
+//!     .build()?;
+//! let store = MemoryStore::new();
+//! let integrations = Integrations::builder()
+//!     .store(store.clone())
+//!     .keyring(Keyring::generate()?)
+//!     .http(api)
+//!     .connector(acme)
+//!     .redirect_uri("https://app.example/cb".parse().unwrap())
+//!     .build()?;
+//! # let user = UserId::new("alice")?;
+//! # let now = SystemTime::now();
+//! # let mut c = Connection::new(ConnectionId::generate()?, user.clone(), "acme".parse()?, AccountInfo::new("a1"), now);
+//! # c.access_expires_at = Some(now + Duration::from_secs(3600));
+//! # let sealed = integrations.vault().seal(&user, &c.id, vec![CredentialUpdate::new(CredentialKind::AccessToken, "ya29.token".into())]).await?;
+//! # store.write_connection(ConnectionWrite::create(c.clone()).with_credentials(sealed)).await?;
+//! # let connection = c.id.clone();
+//! // `connection` was made by `complete_connect`; the user consents:
+//! let crm = Purpose::new("crm_sync")?;
+//! integrations.grant_consent(&user, &connection, &crm).await?;
+//! let report = integrations.sync_now(&user, &connection, "contacts", &crm).await?;
+//! assert_eq!((report.pages, report.upserted), (2, 3));
+//! assert_eq!(integrations.records(&user, &connection, "contacts", &crm).await?.len(), 3);
+//! // In the background instead: spawn the scheduler; drop the task to stop it.
+//! let scheduler = tokio::spawn(integrations.scheduler());
+//! scheduler.abort();
+//! # Ok::<(), consentry::Error>(())
+//! # }).unwrap();
 //! ```
 
 mod limits;

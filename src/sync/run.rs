@@ -61,6 +61,66 @@ impl Integrations {
     /// [`Error::Conflict`] (another process runs this connection), provider
     /// and storage errors. The stream's state records the outcome either
     /// way.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::time::{Duration, SystemTime};
+    /// # use consentry::{Connection, ConnectionId, Integrations, Purpose, UserId};
+    /// # use consentry::connection::AccountInfo;
+    /// # use consentry::connector::{HttpStream, OAuth2Connector, Pagination, StreamSpec};
+    /// # use consentry::http::{self, HttpRequest, Response};
+    /// # use consentry::store::{ConnectionStore, ConnectionWrite, MemoryStore};
+    /// # use consentry::vault::{CredentialKind, CredentialUpdate, Keyring};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// // A provider API with two pages of contacts, behind a closure client.
+    /// let api = http::from_fn(|req: HttpRequest| async move {
+    ///     assert_eq!(req.headers()["authorization"], "Bearer ya29.token");
+    ///     let body = if req.uri().query().unwrap_or("").contains("page=2") {
+    ///         r#"{"data": [{"id": 3, "name": "Cy"}]}"#
+    ///     } else {
+    ///         r#"{"data": [{"id": 1, "name": "Ada"}, {"id": 2, "name": "Bo"}], "next": "2"}"#
+    ///     };
+    ///     Ok(Response::new(body.as_bytes().to_vec()))
+    /// });
+    /// let acme = OAuth2Connector::builder("acme".parse()?)
+    ///     .authorization_url("https://acme.example/authorize".parse().unwrap())
+    ///     .token_url("https://acme.example/token".parse().unwrap())
+    ///     .client_id("app")
+    ///     .no_client_secret()
+    ///     .client_auth(consentry::connector::ClientAuth::None)
+    ///     .api_base_url("https://api.acme.example".parse().unwrap())
+    ///     .stream(StreamSpec::new("contacts")?.with_purposes([Purpose::new("crm_sync")?]).with_http(
+    ///         HttpStream::new("/contacts", "/data", "/id")?
+    ///             .with_pagination(Pagination::PageToken { param: "page".into(), pointer: "/next".into() }),
+    ///     ))
+    ///     .build()?;
+    /// let store = MemoryStore::new();
+    /// let integrations = Integrations::builder()
+    ///     .store(store.clone())
+    ///     .keyring(Keyring::generate()?)
+    ///     .http(api)
+    ///     .connector(acme)
+    ///     .redirect_uri("https://app.example/cb".parse().unwrap())
+    ///     .build()?;
+    /// # let user = UserId::new("alice")?;
+    /// # let now = SystemTime::now();
+    /// # let mut c = Connection::new(ConnectionId::generate()?, user.clone(), "acme".parse()?, AccountInfo::new("a1"), now);
+    /// # c.access_expires_at = Some(now + Duration::from_secs(3600));
+    /// # let sealed = integrations.vault().seal(&user, &c.id, vec![CredentialUpdate::new(CredentialKind::AccessToken, "ya29.token".into())]).await?;
+    /// # store.write_connection(ConnectionWrite::create(c.clone()).with_credentials(sealed)).await?;
+    /// # let connection = c.id.clone();
+    /// // `connection` was made by `complete_connect`; the user consents:
+    /// let crm = Purpose::new("crm_sync")?;
+    /// integrations.grant_consent(&user, &connection, &crm).await?;
+    /// let report = integrations.sync_now(&user, &connection, "contacts", &crm).await?;
+    /// assert_eq!(report.status, consentry::store::SyncStatus::Ok);
+    /// // Without consent, a stream does not run.
+    /// integrations.revoke_consent(&user, &connection, &crm).await?;
+    /// assert!(integrations.sync_now(&user, &connection, "contacts", &crm).await.is_err());
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn sync_now(
         &self,
         user: &UserId,
@@ -308,6 +368,35 @@ impl Integrations {
     /// [`Error::NotFound`] (no such connection or stream),
     /// [`Error::InvalidInput`] (the stream does not serve `purpose`),
     /// [`Error::ConsentRequired`], storage errors. Nothing is stored then.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use consentry::{Integrations, Purpose, UserId};
+    /// # use consentry::connection::AccountInfo;
+    /// # use consentry::connectors::goodreads::{self, GoodreadsConnector};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # let integrations = Integrations::builder()
+    /// #     .store(consentry::store::MemoryStore::new())
+    /// #     .keyring(consentry::vault::Keyring::generate()?)
+    /// #     .http(consentry::http::from_fn(|_| async { Ok(consentry::http::Response::new(Vec::new())) }))
+    /// #     .connector(GoodreadsConnector::new([Purpose::new("matching")?])?)
+    /// #     .redirect_uri("https://app.example/cb".parse().unwrap())
+    /// #     .build()?;
+    /// # let user = UserId::new("alice")?;
+    /// # let matching = Purpose::new("matching")?;
+    /// # let conn = integrations.connect_without_oauth(&user, &"goodreads".parse()?, AccountInfo::new("gr-1"), None).await?;
+    /// # integrations.grant_consent(&user, &conn.id, &matching).await?;
+    /// # let csv = "Book Id,Title,Author,ISBN13,My Rating,Exclusive Shelf,Date Read,Bookshelves\n1,Dune,Frank Herbert,,5,read,2024/01/02,sci-fi\n";
+    /// # integrations.import_records(&user, &conn.id, "library", &matching, goodreads::parse_library_export(csv.as_bytes())?).await?;
+    /// let more = "Book Id,Title,Author,ISBN13,My Rating,Exclusive Shelf,Date Read,Bookshelves\n2,Emma,Jane Austen,,4,read,,classics\n";
+    /// let report = integrations
+    ///     .import_records(&user, &conn.id, "library", &matching, goodreads::parse_library_export(more.as_bytes())?)
+    ///     .await?;
+    /// assert_eq!((report.upserted, report.swept), (1, 1)); // Emma replaces Dune
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn import_records(
         &self,
         user: &UserId,

@@ -157,6 +157,65 @@ impl Integrations {
     /// # Errors
     /// Storage errors reading the due list; failures of single runs are
     /// counted, not raised.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::time::{Duration, SystemTime};
+    /// # use consentry::{Connection, ConnectionId, Integrations, Purpose, UserId};
+    /// # use consentry::connection::AccountInfo;
+    /// # use consentry::connector::{HttpStream, OAuth2Connector, Pagination, StreamSpec};
+    /// # use consentry::http::{self, HttpRequest, Response};
+    /// # use consentry::store::{ConnectionStore, ConnectionWrite, MemoryStore};
+    /// # use consentry::vault::{CredentialKind, CredentialUpdate, Keyring};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// // A provider API with two pages of contacts, behind a closure client.
+    /// let api = http::from_fn(|req: HttpRequest| async move {
+    ///     assert_eq!(req.headers()["authorization"], "Bearer ya29.token");
+    ///     let body = if req.uri().query().unwrap_or("").contains("page=2") {
+    ///         r#"{"data": [{"id": 3, "name": "Cy"}]}"#
+    ///     } else {
+    ///         r#"{"data": [{"id": 1, "name": "Ada"}, {"id": 2, "name": "Bo"}], "next": "2"}"#
+    ///     };
+    ///     Ok(Response::new(body.as_bytes().to_vec()))
+    /// });
+    /// let acme = OAuth2Connector::builder("acme".parse()?)
+    ///     .authorization_url("https://acme.example/authorize".parse().unwrap())
+    ///     .token_url("https://acme.example/token".parse().unwrap())
+    ///     .client_id("app")
+    ///     .no_client_secret()
+    ///     .client_auth(consentry::connector::ClientAuth::None)
+    ///     .api_base_url("https://api.acme.example".parse().unwrap())
+    ///     .stream(StreamSpec::new("contacts")?.with_purposes([Purpose::new("crm_sync")?]).with_http(
+    ///         HttpStream::new("/contacts", "/data", "/id")?
+    ///             .with_pagination(Pagination::PageToken { param: "page".into(), pointer: "/next".into() }),
+    ///     ))
+    ///     .build()?;
+    /// let store = MemoryStore::new();
+    /// let integrations = Integrations::builder()
+    ///     .store(store.clone())
+    ///     .keyring(Keyring::generate()?)
+    ///     .http(api)
+    ///     .connector(acme)
+    ///     .redirect_uri("https://app.example/cb".parse().unwrap())
+    ///     .build()?;
+    /// # let user = UserId::new("alice")?;
+    /// # let now = SystemTime::now();
+    /// # let mut c = Connection::new(ConnectionId::generate()?, user.clone(), "acme".parse()?, AccountInfo::new("a1"), now);
+    /// # c.access_expires_at = Some(now + Duration::from_secs(3600));
+    /// # let sealed = integrations.vault().seal(&user, &c.id, vec![CredentialUpdate::new(CredentialKind::AccessToken, "ya29.token".into())]).await?;
+    /// # store.write_connection(ConnectionWrite::create(c.clone()).with_credentials(sealed)).await?;
+    /// # let connection = c.id.clone();
+    /// // `connection` was made by `complete_connect`; the user consents:
+    /// let crm = Purpose::new("crm_sync")?;
+    /// integrations.grant_consent(&user, &connection, &crm).await?;
+    /// // Consent scheduled the stream to run now.
+    /// let round = integrations.run_due_syncs().await?;
+    /// assert_eq!((round.started, round.completed), (1, 1));
+    /// assert_eq!(integrations.run_due_syncs().await?.started, 0); // next run in an hour
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn run_due_syncs(&self) -> Result<SchedulerReport> {
         let opts = self.sync_options().clone();
         let now = self.clock_now();
