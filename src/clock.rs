@@ -11,6 +11,15 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 /// The future returned by [`Clock::sleep`].
+///
+/// ```
+/// use std::time::{Duration, UNIX_EPOCH};
+/// use consentry::clock::{Clock, ManualClock, Sleep};
+/// let clock = ManualClock::new(UNIX_EPOCH);
+/// let wait: Sleep = clock.sleep(Duration::from_secs(5));
+/// drop(wait); // ManualClock moved on when the sleep was made
+/// assert_eq!(clock.now(), UNIX_EPOCH + Duration::from_secs(5));
+/// ```
 pub type Sleep = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
 /// A source of the current wall-clock time.

@@ -47,6 +47,11 @@ impl Format {
 }
 
 /// What an export wrote.
+///
+/// ```
+/// use consentry::export::ExportSummary;
+/// assert_eq!(ExportSummary::default().records, 0);
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct ExportSummary {

@@ -10,8 +10,11 @@
 //! backends, the token vault), connecting accounts over OAuth 2.0 (the
 //! [`HttpClient`](http::HttpClient) seam, connectors and their TOML
 //! catalogue, the [`Integrations`] facade with consent-gated, race-free
-//! token refresh and revoke-on-disconnect), and webhook signing and
-//! verification.
+//! token refresh and revoke-on-disconnect), harvesting data under consent
+//! (streams and actions, a rate-limit-aware sync runtime, purpose-bound
+//! records with an access log, transparency reports, export and erasure;
+//! Google Calendar, Spotify and Goodreads connectors), and webhook signing
+//! and verification.
 //!
 //! ## The vault in one example
 //!
@@ -40,6 +43,14 @@
 //!   RFC 8414 / OpenID Connect discovery, and the TOML
 //!   [`Catalogue`](connector::Catalogue) with built-in Google, Microsoft,
 //!   GitHub, Spotify, Slack and Notion entries.
+//! - [`connectors`]: code connectors for Google Calendar, Spotify and
+//!   Goodreads (library-export import, legacy OAuth 1.0a API).
+//! - [`sync`]: the sync runtime: `Integrations::sync_now`, the scheduler,
+//!   rate limits, budgets, backoff, the circuit breaker.
+//! - [`records`]: harvested records with provenance and purposes, and the
+//!   normalised types (`Book`, `Event`, `Artist`, `Play`, `Shelf`).
+//! - [`export`]: JSON, NDJSON and CSV export of everything held about a
+//!   user (`Integrations::export`).
 //! - [`oauth`]: authorization URL, callback checks (state, `iss` per
 //!   RFC 9207), PKCE, token / refresh / revocation requests and lenient,
 //!   bounded response parsing; builds requests and parses responses, never

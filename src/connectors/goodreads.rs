@@ -99,6 +99,16 @@ fn list(v: &str) -> Vec<String> {
 /// number of fields, an empty title, a non-numeric book id, a rating
 /// outside 0 to 5, an ISBN-13 that is not 13 digits, a date not in
 /// `YYYY/MM/DD`, a book id twice, more than [`MAX_BOOKS`] rows.
+///
+/// ```
+/// use consentry::connectors::goodreads::parse_library_export;
+/// let bad = "Book Id,Title,Author,ISBN13,My Rating,Exclusive Shelf,Date Read,Bookshelves\n7,,X,,9,read,,\n";
+/// let consentry::Error::InvalidImport { errors } = parse_library_export(bad.as_bytes()).unwrap_err() else {
+///     unreachable!()
+/// };
+/// assert_eq!(errors[0].field, "line 2, Title");
+/// assert_eq!(errors[1].field, "line 2, My Rating");
+/// ```
 pub fn parse_library_export(bytes: &[u8]) -> Result<Vec<Record>> {
     if bytes.len() > MAX_EXPORT_BYTES {
         return Err(refuse(

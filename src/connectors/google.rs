@@ -95,6 +95,15 @@ impl CreateEvent {
 }
 
 /// What `create_event` returns.
+///
+/// ```
+/// use consentry::connectors::google::CreatedEvent;
+/// let out: CreatedEvent = serde_json::from_value(serde_json::json!({"id": "ev1",
+///     "event": {"title": "Study", "start": "2026-03-02T18:00:00Z", "end": null, "all_day": false,
+///               "status": "confirmed", "updated": null}}))?;
+/// assert_eq!(out.event.title, "Study");
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct CreatedEvent {
@@ -110,6 +119,17 @@ impl Action for CreateEvent {
 }
 
 /// Google Calendar on top of the catalogue's `google` OAuth entry.
+///
+/// ```
+/// use consentry::connector::{Catalogue, ClientRegistration, Connector};
+/// use consentry::connectors::google::GoogleCalendar;
+/// let oauth = Catalogue::builtin()?.connector("google", ClientRegistration::new("id")
+///     .with_secret(consentry::secret::ClientSecret::new("s")))?;
+/// let google = GoogleCalendar::new(oauth, "reminders".parse()?)?
+///     .with_api_base("http://127.0.0.1:8080/calendar/v3".parse().unwrap())?;
+/// assert_eq!(google.settings().fields().len(), 2);
+/// # Ok::<(), consentry::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct GoogleCalendar {
     oauth: OAuth2Connector,

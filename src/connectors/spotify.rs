@@ -31,6 +31,16 @@ use crate::records::{Artist, GenreProfile, HeldRecord, Insight, Play, Record};
 pub const WEB_API: &str = "https://api.spotify.com/v1";
 
 /// Spotify on top of the catalogue's `spotify` OAuth entry.
+///
+/// ```
+/// use consentry::connector::{Catalogue, ClientRegistration, Connector};
+/// use consentry::connectors::spotify::Spotify;
+/// let oauth = Catalogue::builtin()?.connector("spotify", ClientRegistration::new("id")
+///     .with_secret(consentry::secret::ClientSecret::new("s")))?;
+/// let spotify = Spotify::new(oauth, ["matching".parse()?])?;
+/// assert_eq!(spotify.streams()[0].page_size(), Some(50));
+/// # Ok::<(), consentry::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct Spotify {
     oauth: OAuth2Connector,

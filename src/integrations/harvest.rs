@@ -536,6 +536,50 @@ impl Integrations {
     /// [`Error::ConsentRequired`], [`Error::InsufficientScope`],
     /// [`Error::InvalidResponse`] when the output does not decode,
     /// provider errors.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use consentry::connector::{Action, ActionSpec, AuthMethod, Connector, ConnectorInfo, FetchContext, StreamSpec};
+    /// use consentry::{ConnectorId, Integrations, Purpose, UserId};
+    ///
+    /// #[derive(serde::Serialize)]
+    /// struct SaveNote { text: String }
+    /// impl Action for SaveNote { const NAME: &'static str = "save_note"; type Output = serde_json::Value; }
+    ///
+    /// #[derive(Debug)]
+    /// struct Notes { id: ConnectorId, info: ConnectorInfo, actions: Vec<ActionSpec> }
+    /// #[async_trait::async_trait]
+    /// impl Connector for Notes {
+    ///     fn id(&self) -> &ConnectorId { &self.id }
+    ///     fn info(&self) -> &ConnectorInfo { &self.info }
+    ///     fn auth(&self) -> AuthMethod<'_> { AuthMethod::None }
+    ///     fn streams(&self) -> &[StreamSpec] { &[] }
+    ///     fn actions(&self) -> &[ActionSpec] { &self.actions }
+    ///     async fn perform(&self, _ctx: &FetchContext, _action: &ActionSpec, input: serde_json::Value)
+    ///         -> consentry::Result<serde_json::Value> {
+    ///         Ok(serde_json::json!({"saved": input["text"]}))
+    ///     }
+    /// }
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let notes_export = Purpose::new("notes_export")?;
+    /// let integrations = Integrations::builder()
+    ///     .store(consentry::store::MemoryStore::new())
+    ///     .keyring(consentry::vault::Keyring::generate()?)
+    ///     .http(consentry::http::from_fn(|_| async { Ok(consentry::http::Response::new(Vec::new())) }))
+    ///     .connector(Notes { id: "notes".parse()?, info: ConnectorInfo::new("Notes"),
+    ///                        actions: vec![ActionSpec::new("save_note", notes_export.clone())?] })
+    ///     .redirect_uri("https://app.example/cb".parse().unwrap())
+    ///     .build()?;
+    /// let user = UserId::new("u")?;
+    /// let c = integrations.connect_without_oauth(&user, &"notes".parse()?, consentry::connection::AccountInfo::new("n1"), None).await?;
+    /// let note = SaveNote { text: "graphs".into() };
+    /// assert!(integrations.perform(&user, &c.id, &note).await.is_err()); // no consent yet
+    /// integrations.grant_consent(&user, &c.id, &notes_export).await?;
+    /// assert_eq!(integrations.perform(&user, &c.id, &note).await?["saved"], "graphs");
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn perform<A: Action>(
         &self,
         user: &UserId,

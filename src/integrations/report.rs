@@ -14,6 +14,12 @@ use crate::store::{AccessLogEntry, ConsentEntry, SyncState, Tombstone, UserErase
 
 /// One purpose of a connection: whether it has consent now, and every
 /// change of it.
+///
+/// ```
+/// // Part of a `TransparencyReport` (see `Integrations::report`).
+/// fn show(r: &consentry::integrations::PurposeReport) -> String { serde_json::to_string(r).unwrap() }
+/// # let _ = show;
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct PurposeReport {
@@ -27,6 +33,12 @@ pub struct PurposeReport {
 
 /// One stream of a connection: how its syncs go and how many records are
 /// held per purpose.
+///
+/// ```
+/// // Part of a `TransparencyReport` (see `Integrations::report`).
+/// fn show(r: &consentry::integrations::StreamReport) -> String { serde_json::to_string(r).unwrap() }
+/// # let _ = show;
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct StreamReport {
@@ -40,6 +52,12 @@ pub struct StreamReport {
 }
 
 /// One connection in a [`TransparencyReport`].
+///
+/// ```
+/// // Part of a `TransparencyReport` (see `Integrations::report`).
+/// fn show(r: &consentry::integrations::ConnectionReport) -> String { serde_json::to_string(r).unwrap() }
+/// # let _ = show;
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct ConnectionReport {
@@ -82,6 +100,12 @@ pub struct TransparencyReport {
 }
 
 /// What [`Integrations::erase_user`] did.
+///
+/// ```
+/// // Returned by `Integrations::erase_user` (see its example).
+/// fn shredded(r: &consentry::integrations::ErasureReport) -> bool { r.data_key_destroyed }
+/// # let _ = shredded;
+/// ```
 #[derive(Debug, Clone, Serialize)]
 #[non_exhaustive]
 pub struct ErasureReport {

@@ -225,6 +225,12 @@ impl PageWrite {
 }
 
 /// What [`RecordStore::apply_page`] did.
+///
+/// ```
+/// use consentry::store::PageApplied;
+/// let a = PageApplied::default();
+/// assert_eq!((a.upserted, a.deleted, a.swept), (0, 0, 0));
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct PageApplied {
@@ -239,6 +245,17 @@ pub struct PageApplied {
 }
 
 /// A consent-checked read of one stream's records for one purpose.
+///
+/// ```
+/// use std::time::SystemTime;
+/// use consentry::{ConnectionId, Purpose, UserId};
+/// use consentry::store::RecordRead;
+/// let mut r = RecordRead::new(UserId::new("u")?, ConnectionId::new("c")?, "books", Purpose::new("matching")?,
+///                             "matcher", SystemTime::UNIX_EPOCH, 100);
+/// r.after = Some("book-9".into());
+/// assert_eq!(r.limit, 100);
+/// # Ok::<(), consentry::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct RecordRead {
@@ -285,6 +302,15 @@ impl RecordRead {
 }
 
 /// One read of records, as logged.
+///
+/// ```
+/// use consentry::store::{AccessLogEntry, MemoryStore, RecordStore};
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let log: Vec<AccessLogEntry> = MemoryStore::new().access_log(&consentry::UserId::new("u")?).await?;
+/// assert!(log.is_empty());
+/// # Ok::<(), consentry::Error>(())
+/// # }).unwrap();
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct AccessLogEntry {
@@ -308,6 +334,14 @@ pub struct AccessLogEntry {
 }
 
 /// How many records of a stream are held for a purpose.
+///
+/// ```
+/// use consentry::{ConnectionId, Purpose};
+/// use consentry::store::RecordCount;
+/// let n = RecordCount::new(ConnectionId::new("c")?, "books".into(), Purpose::new("matching")?, 12);
+/// assert_eq!(n.count, 12);
+/// # Ok::<(), consentry::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct RecordCount {
@@ -334,9 +368,28 @@ impl RecordCount {
 }
 
 /// Where a record sorts in a user's export: connection, stream, id.
+///
+/// ```
+/// use consentry::ConnectionId;
+/// use consentry::store::RecordKey;
+/// let after: RecordKey = (ConnectionId::new("c")?, "books".into(), "book-9".into());
+/// assert_eq!(after.2, "book-9");
+/// # Ok::<(), consentry::Error>(())
+/// ```
 pub type RecordKey = (ConnectionId, String, String);
 
 /// Records with provenance, and the log of reads.
+///
+/// ```
+/// use consentry::store::{MemoryStore, RecordStore};
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let store = MemoryStore::new();
+/// let user = consentry::UserId::new("u")?;
+/// assert!(store.record_counts(&user).await?.is_empty());
+/// assert!(store.user_records(&user, None, 10).await?.is_empty());
+/// # Ok::<(), consentry::Error>(())
+/// # }).unwrap();
+/// ```
 #[async_trait]
 pub trait RecordStore: Debug + Send + Sync + 'static {
     /// Upserts the page's records for its purposes that have consent now,
@@ -370,6 +423,16 @@ pub trait RecordStore: Debug + Send + Sync + 'static {
 }
 
 /// Each stream's cursor, status and schedule.
+///
+/// ```
+/// use std::time::SystemTime;
+/// use consentry::store::{MemoryStore, SyncStore};
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let store = MemoryStore::new();
+/// assert!(store.due_syncs(SystemTime::now(), 10).await?.is_empty());
+/// # Ok::<(), consentry::Error>(())
+/// # }).unwrap();
+/// ```
 #[async_trait]
 pub trait SyncStore: Debug + Send + Sync + 'static {
     /// The state of one stream, if it ever ran or was scheduled.
@@ -412,6 +475,19 @@ pub enum MappingScope {
 }
 
 /// Connection settings and field mappings, stored as JSON text.
+///
+/// ```
+/// use consentry::{ConnectionId, UserId};
+/// use consentry::store::{MappingScope, MemoryStore, SettingsStore};
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let store = MemoryStore::new();
+/// store.put_field_mapping(&MappingScope::Tenant(None), "books", Some("{}".into())).await?;
+/// let (u, c) = (UserId::new("u")?, ConnectionId::new("c")?);
+/// assert_eq!(store.get_field_mapping(&u, &c, "books").await?.as_deref(), Some("{}"));
+/// assert!(store.get_settings(&u, &c).await?.is_none());
+/// # Ok::<(), consentry::Error>(())
+/// # }).unwrap();
+/// ```
 #[async_trait]
 pub trait SettingsStore: Debug + Send + Sync + 'static {
     /// Replaces a connection's settings. `NotFound` if the connection does
@@ -451,6 +527,13 @@ pub trait SettingsStore: Debug + Send + Sync + 'static {
 
 /// The minimal trace an erased user leaves: a hash of their id, when, and
 /// how much was deleted. Nothing that identifies them without their id.
+///
+/// ```
+/// use std::time::SystemTime;
+/// use consentry::store::Tombstone;
+/// let t = Tombstone::new("ab12".into(), SystemTime::UNIX_EPOCH, 2, 40);
+/// assert_eq!((t.connections, t.records), (2, 40));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct Tombstone {
@@ -478,6 +561,11 @@ impl Tombstone {
 }
 
 /// What [`ErasureStore::erase_user_data`] deleted.
+///
+/// ```
+/// use consentry::store::UserErased;
+/// assert_eq!(UserErased::default().records, 0);
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct UserErased {
@@ -494,6 +582,14 @@ pub struct UserErased {
 }
 
 /// Erasing everything of a user, leaving a tombstone.
+///
+/// ```
+/// use consentry::store::{ErasureStore, MemoryStore};
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// assert!(MemoryStore::new().tombstone("no-such-subject").await?.is_none());
+/// # Ok::<(), consentry::Error>(())
+/// # }).unwrap();
+/// ```
 #[async_trait]
 pub trait ErasureStore: Debug + Send + Sync + 'static {
     /// Deletes every row of `user` (connections, credentials, consent,

@@ -250,6 +250,13 @@ impl SyncOptions {
 }
 
 /// What one run did.
+///
+/// ```
+/// // Returned by `Integrations::sync_now` (see the module example).
+/// use consentry::store::SyncStatus;
+/// fn caught_up(r: &consentry::sync::SyncReport) -> bool { r.status == SyncStatus::Ok }
+/// # let _ = caught_up;
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct SyncReport {

@@ -16,6 +16,12 @@ use crate::integrations::Integrations;
 use crate::store::{SyncState, SyncStatus};
 
 /// What one [`Integrations::run_due_syncs`] round did.
+///
+/// ```
+/// use consentry::sync::SchedulerReport;
+/// let r = SchedulerReport::default();
+/// assert_eq!((r.started, r.completed, r.failed, r.skipped), (0, 0, 0, 0));
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct SchedulerReport {
