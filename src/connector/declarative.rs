@@ -283,14 +283,23 @@ pub(crate) async fn fetch(
             status: response.status().as_u16(),
         });
     }
-    let body: serde_json::Value = super::fetch::parse_json(response.body())?;
-    let items = body
-        .pointer(&def.records)
-        .and_then(serde_json::Value::as_array)
-        .ok_or_else(|| Error::InvalidResponse {
-            what: "provider API response",
-            reason: format!("no array at `{}`", def.records),
-        })?;
+    let mut body: serde_json::Value = super::fetch::parse_json(response.body())?;
+    let token = match &def.pagination {
+        Pagination::PageToken { pointer, .. } => pagination::page_token(&body, pointer),
+        _ => None,
+    };
+    // Take the items out of the body: each is moved into its record, not
+    // copied.
+    let items = match body.pointer_mut(&def.records).map(serde_json::Value::take) {
+        Some(serde_json::Value::Array(items)) => items,
+        _ => {
+            return Err(Error::InvalidResponse {
+                what: "provider API response",
+                reason: format!("no array at `{}`", def.records),
+            });
+        }
+    };
+    let count = items.len() as u64;
     let kind = def.kind.as_deref().unwrap_or(stream);
     let mut records = Vec::with_capacity(items.len());
     let mut stamps = Vec::new();
@@ -308,7 +317,7 @@ pub(crate) async fn fetch(
             stamps.push(s.to_owned());
         }
         let data = if def.fields.is_empty() {
-            item.clone()
+            item
         } else {
             let mut m = serde_json::Map::new();
             for (name, pointer) in &def.fields {
@@ -324,12 +333,12 @@ pub(crate) async fn fetch(
     let newest = datetime.newest(state.n.as_deref(), stamps.iter().map(String::as_str));
     let next = match &def.pagination {
         Pagination::None => None,
-        Pagination::PageToken { pointer, .. } => pagination::page_token(&body, pointer),
+        Pagination::PageToken { .. } => token,
         Pagination::Link => pagination::next_link(response.headers(), base).map(String::from),
         Pagination::Offset { .. } => {
             let offset = state.p.as_deref().and_then(|p| p.parse().ok()).unwrap_or(0);
             let limit = u64::from(page_size.unwrap_or(100));
-            pagination::next_offset(offset, limit, items.len() as u64, None).map(|o| o.to_string())
+            pagination::next_offset(offset, limit, count, None).map(|o| o.to_string())
         }
     };
     let encode =
