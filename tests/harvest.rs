@@ -540,10 +540,12 @@ fn a_sync_whose_runtime_is_killed_mid_run_resumes_without_loss_or_duplicates() {
             .user_records(&env.user, None, 10_000)
             .await
             .unwrap();
-        assert_eq!(
-            held.len(),
-            k * PAGE,
-            "pages before the kill are stored with their cursor"
+        // Page k-1 was being stored while page k was fetched: the kill
+        // leaves the store at a page boundary, with the matching cursor.
+        let held = held.len();
+        assert!(
+            held % PAGE == 0 && held <= k * PAGE && held + PAGE >= k * PAGE,
+            "{held} records after a kill at page {k}"
         );
         let before = server.count("/items");
         let report = env
@@ -552,9 +554,11 @@ fn a_sync_whose_runtime_is_killed_mid_run_resumes_without_loss_or_duplicates() {
             .await
             .unwrap();
         assert_eq!(report.status, SyncStatus::Ok);
+        let first = server.requests()[before].q("pageToken").map(str::to_owned);
         assert_eq!(
-            server.requests()[before].q("pageToken"),
-            Some((k * PAGE).to_string().as_str())
+            first,
+            (held > 0).then(|| held.to_string()),
+            "resumed from the stored cursor"
         );
         let got = env
             .integrations

@@ -256,8 +256,11 @@ impl Integrations {
             purposes: purposes.clone(),
         };
         let mut resets = 0;
+        let mut fetched = Some(connector.fetch(&ctx, spec, state.cursor.as_deref()).await);
         loop {
-            let page = connector.fetch(&ctx, spec, state.cursor.as_deref()).await?;
+            let page = fetched
+                .take()
+                .ok_or(Error::Internal("a page was expected"))??;
             report.pages += 1;
             if page.reset {
                 resets += 1;
@@ -268,6 +271,7 @@ impl Integrations {
                     });
                 }
                 start_over(&mut state, &purposes);
+                fetched = Some(connector.fetch(&ctx, spec, state.cursor.as_deref()).await);
                 continue;
             }
             if page.has_more && page.next_cursor.is_none() {
@@ -294,7 +298,20 @@ impl Integrations {
             let mut write = PageWrite::new(state.clone(), page.records, purposes.clone(), now);
             write.deleted = page.deleted;
             write.sweep = sweep;
-            let applied = self.inner().store.apply_page(write).await?;
+            let stop = finished || now >= deadline || report.pages >= opts.max_pages;
+            let applied = if stop {
+                self.inner().store.apply_page(write).await?
+            } else {
+                // Store this page (with its cursor) while the next one is
+                // fetched: a failure of either leaves the store at a page
+                // boundary.
+                let (applied, next) = tokio::join!(
+                    self.inner().store.apply_page(write),
+                    connector.fetch(&ctx, spec, state.cursor.as_deref()),
+                );
+                fetched = Some(next);
+                applied?
+            };
             report.upserted += applied.upserted;
             report.deleted += applied.deleted;
             report.swept += applied.swept;
@@ -302,7 +319,7 @@ impl Integrations {
                 report.status = SyncStatus::Ok;
                 return Ok(report);
             }
-            if self.clock_now() >= deadline || report.pages >= opts.max_pages {
+            if stop {
                 return Ok(report);
             }
         }

@@ -226,7 +226,9 @@ impl Integrations {
         let opts = self.sync_options().clone();
         let now = self.clock_now();
         let mut report = SchedulerReport::default();
-        let mut running = JoinSet::new();
+        // Due streams grouped by connection: one task per connection runs
+        // its streams one after the other.
+        let mut work: Vec<((UserId, ConnectionId), Vec<(String, Purpose)>)> = Vec::new();
         for mut state in self
             .inner()
             .store
@@ -253,27 +255,38 @@ impl Integrations {
                 report.skipped += 1;
                 continue;
             };
-            if self
-                .run_lock(&state.user, &state.connection)
-                .try_lock()
-                .is_err()
-            {
-                report.skipped += 1;
+            let key = (state.user.clone(), state.connection.clone());
+            match work.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, streams)) => streams.push((state.stream, purpose)),
+                None => work.push((key, vec![(state.stream, purpose)])),
+            }
+        }
+        let mut running = JoinSet::new();
+        for ((user, connection), streams) in work {
+            // A run of this connection is in progress (sync_now, or a
+            // round still running): leave its streams to a later round.
+            if self.run_lock(&user, &connection).try_lock().is_err() {
+                report.skipped += streams.len() as u64;
                 continue;
             }
             while running.len() >= opts.concurrency {
-                count(&mut report, running.join_next().await);
+                add(&mut report, running.join_next().await);
             }
+            report.started += streams.len() as u64;
             let this = self.clone();
-            report.started += 1;
             running.spawn(async move {
-                this.sync_now(&state.user, &state.connection, &state.stream, &purpose)
-                    .await
-                    .map(drop)
+                let mut outcome = (0, 0);
+                for (stream, purpose) in streams {
+                    match this.sync_now(&user, &connection, &stream, &purpose).await {
+                        Ok(_) => outcome.0 += 1,
+                        Err(_) => outcome.1 += 1,
+                    }
+                }
+                outcome
             });
         }
         while let Some(done) = running.join_next().await {
-            count(&mut report, Some(done));
+            add(&mut report, Some(done));
         }
         Ok(report)
     }
@@ -295,13 +308,16 @@ impl Integrations {
     }
 }
 
-fn count(
+fn add(
     report: &mut SchedulerReport,
-    done: Option<std::result::Result<Result<()>, tokio::task::JoinError>>,
+    done: Option<std::result::Result<(u64, u64), tokio::task::JoinError>>,
 ) {
     match done {
-        Some(Ok(Ok(()))) => report.completed += 1,
-        Some(_) => report.failed += 1,
+        Some(Ok((completed, failed))) => {
+            report.completed += completed;
+            report.failed += failed;
+        }
+        Some(Err(_)) => report.failed += 1,
         None => {}
     }
 }
