@@ -5,8 +5,22 @@
 //! expiry, tolerances and retry schedules are tested without sleeping.
 
 use std::fmt::Debug;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
+
+/// The future returned by [`Clock::sleep`].
+///
+/// ```
+/// use std::time::{Duration, UNIX_EPOCH};
+/// use consentry::clock::{Clock, ManualClock, Sleep};
+/// let clock = ManualClock::new(UNIX_EPOCH);
+/// let wait: Sleep = clock.sleep(Duration::from_secs(5));
+/// drop(wait); // ManualClock moved on when the sleep was made
+/// assert_eq!(clock.now(), UNIX_EPOCH + Duration::from_secs(5));
+/// ```
+pub type Sleep = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
 /// A source of the current wall-clock time.
 ///
@@ -25,6 +39,25 @@ pub trait Clock: Debug + Send + Sync + 'static {
     /// assert_eq!(clock.now(), UNIX_EPOCH);
     /// ```
     fn now(&self) -> SystemTime;
+
+    /// Waits for `duration` of this clock's time. The default sleeps on the
+    /// Tokio timer (real time); [`ManualClock`] moves itself forward by
+    /// `duration` and returns at once, so waits in tests (rate limits,
+    /// backoff) take no real time.
+    ///
+    /// ```
+    /// use std::time::{Duration, UNIX_EPOCH};
+    /// use consentry::clock::{Clock, ManualClock, SystemClock};
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+    /// let clock = ManualClock::new(UNIX_EPOCH);
+    /// clock.sleep(Duration::from_secs(3600)).await; // instant
+    /// assert_eq!(clock.now(), UNIX_EPOCH + Duration::from_secs(3600));
+    /// SystemClock.sleep(Duration::from_millis(1)).await; // a real millisecond
+    /// # });
+    /// ```
+    fn sleep(&self, duration: Duration) -> Sleep {
+        Box::pin(tokio::time::sleep(duration))
+    }
 }
 
 /// The operating system's clock.
@@ -126,11 +159,25 @@ impl Clock for ManualClock {
     fn now(&self) -> SystemTime {
         *self.now.lock().unwrap_or_else(PoisonError::into_inner)
     }
+
+    fn sleep(&self, duration: Duration) -> Sleep {
+        {
+            let mut now = self.now.lock().unwrap_or_else(PoisonError::into_inner);
+            *now = now.checked_add(duration).unwrap_or(*now);
+        }
+        // Yield once, as a real sleep would, so other tasks run.
+        Box::pin(tokio::task::yield_now())
+    }
 }
 
+#[deny(clippy::missing_trait_methods)]
 impl<C: Clock + ?Sized> Clock for Arc<C> {
     fn now(&self) -> SystemTime {
         (**self).now()
+    }
+
+    fn sleep(&self, duration: Duration) -> Sleep {
+        (**self).sleep(duration)
     }
 }
 

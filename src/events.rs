@@ -69,6 +69,11 @@ pub enum EventKind {
     ConsentGranted,
     /// Consent for a purpose was revoked (`consent.revoked`).
     ConsentRevoked,
+    /// A stream's sync run finished (`sync.completed`); the detail says
+    /// whether it caught up or stopped at its time budget.
+    SyncCompleted,
+    /// A stream's sync run failed (`sync.failed`); the detail says why.
+    SyncFailed,
 }
 
 impl EventKind {
@@ -90,6 +95,8 @@ impl EventKind {
             Self::Revoked => "connection.revoked",
             Self::ConsentGranted => "consent.granted",
             Self::ConsentRevoked => "consent.revoked",
+            Self::SyncCompleted => "sync.completed",
+            Self::SyncFailed => "sync.failed",
         }
     }
 }
@@ -126,6 +133,8 @@ pub struct Event {
     pub connector: ConnectorId,
     /// The purpose, for consent events.
     pub purpose: Option<Purpose>,
+    /// The stream, for sync events.
+    pub stream: Option<String>,
     /// When.
     pub at: SystemTime,
     /// A short, secret-free explanation (for failures).
@@ -161,6 +170,7 @@ impl Event {
             connection,
             connector,
             purpose: None,
+            stream: None,
             at,
             detail: None,
         }
@@ -181,6 +191,13 @@ impl Event {
     #[must_use]
     pub fn with_purpose(mut self, purpose: Purpose) -> Self {
         self.purpose = Some(purpose);
+        self
+    }
+
+    /// Sets the stream.
+    #[must_use]
+    pub fn with_stream(mut self, stream: impl Into<String>) -> Self {
+        self.stream = Some(stream.into());
         self
     }
 

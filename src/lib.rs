@@ -10,7 +10,10 @@
 //! backends, the token vault), connecting accounts over OAuth 2.0 (the
 //! [`HttpClient`](http::HttpClient) seam, connectors and their TOML
 //! catalogue, the [`Integrations`] facade with consent-gated, race-free
-//! token refresh and revoke-on-disconnect), webhook signing and
+//! token refresh and revoke-on-disconnect), harvesting data under consent
+//! (streams and actions, a rate-limit-aware sync runtime, purpose-bound
+//! records with an access log, transparency reports, export and erasure;
+//! Google Calendar, Spotify and Goodreads connectors), webhook signing and
 //! verification, and the outbound webhook dispatcher.
 //!
 //! ## The vault in one example
@@ -40,6 +43,14 @@
 //!   RFC 8414 / OpenID Connect discovery, and the TOML
 //!   [`Catalogue`](connector::Catalogue) with built-in Google, Microsoft,
 //!   GitHub, Spotify, Slack and Notion entries.
+//! - [`connectors`]: code connectors for Google Calendar, Spotify and
+//!   Goodreads (library-export import, legacy OAuth 1.0a API).
+//! - [`sync`]: the sync runtime: `Integrations::sync_now`, the scheduler,
+//!   rate limits, budgets, backoff, the circuit breaker.
+//! - [`records`]: harvested records with provenance and purposes, and the
+//!   normalised types (`Book`, `Event`, `Artist`, `Play`, `Shelf`).
+//! - [`export`]: JSON, NDJSON and CSV export of everything held about a
+//!   user (`Integrations::export`).
 //! - [`oauth`]: authorization URL, callback checks (state, `iss` per
 //!   RFC 9207), PKCE, token / refresh / revocation requests and lenient,
 //!   bounded response parsing; builds requests and parses responses, never
@@ -77,14 +88,18 @@
 pub mod clock;
 pub mod connection;
 pub mod connector;
+pub mod connectors;
 pub mod error;
 pub mod events;
+pub mod export;
 pub mod http;
 pub mod ids;
 pub mod integrations;
 pub mod oauth;
+pub mod records;
 pub mod secret;
 pub mod store;
+pub mod sync;
 pub mod vault;
 pub mod webhook;
 

@@ -123,6 +123,7 @@ pub struct OAuth2ConnectorBuilder {
     account: Option<AccountSource>,
     streams: Vec<StreamSpec>,
     actions: Vec<ActionSpec>,
+    api_base_url: Option<Url>,
 }
 
 impl OAuth2ConnectorBuilder {
@@ -150,6 +151,7 @@ impl OAuth2ConnectorBuilder {
             account: None,
             streams: Vec::new(),
             actions: Vec::new(),
+            api_base_url: None,
         }
     }
 
@@ -178,6 +180,7 @@ impl OAuth2ConnectorBuilder {
             account: cfg.account,
             streams: c.streams,
             actions: c.actions,
+            api_base_url: c.api_base_url,
         }
     }
 
@@ -650,6 +653,13 @@ impl OAuth2ConnectorBuilder {
         self
     }
 
+    /// The provider API's base URL, prefixed to the paths of declared
+    /// streams ([`StreamSpec::with_http`](super::StreamSpec::with_http)).
+    pub fn api_base_url(mut self, url: Url) -> Self {
+        self.api_base_url = Some(url);
+        self
+    }
+
     /// Validates and builds the connector.
     ///
     /// ```
@@ -685,10 +695,17 @@ impl OAuth2ConnectorBuilder {
             ("revocation_url", &self.revocation_url),
             ("introspection_url", &self.introspection_url),
             ("discovery_url", &self.discovery_url),
+            ("api_base_url", &self.api_base_url),
         ] {
             if let Some(url) = url {
                 check_endpoint(what, url)?;
             }
+        }
+        if self.streams.iter().any(|s| s.http().is_some()) && self.api_base_url.is_none() {
+            return Err(Error::invalid(
+                "api_base_url",
+                "is required when a stream declares a request path",
+            ));
         }
         if let Some(account) = &self.account {
             check_endpoint("account url", account.url())?;
@@ -806,6 +823,7 @@ impl OAuth2ConnectorBuilder {
             },
             streams: self.streams,
             actions: self.actions,
+            api_base_url: self.api_base_url,
         })
     }
 }

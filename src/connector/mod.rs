@@ -29,31 +29,46 @@
 
 use std::fmt::Debug;
 use std::sync::Arc;
+use std::time::Duration;
 
+use async_trait::async_trait;
 use url::Url;
 
 use crate::error::{Error, Result};
 use crate::ids::{ConnectorId, Purpose, Scope};
+use crate::records::{HeldRecord, Insight};
 
 mod builder;
 mod catalogue;
+mod declarative;
 mod discovery;
+mod fetch;
 mod oauth2;
+pub mod pagination;
+mod settings;
 
 pub use builder::OAuth2ConnectorBuilder;
 pub(crate) use builder::check_extra_param;
 pub use catalogue::{Catalogue, CatalogueEntry, ClientRegistration};
+pub use declarative::{HttpStream, Pagination};
 pub use discovery::{AuthorizationServerMetadata, MAX_DISCOVERY_DOCUMENT_BYTES, discovery_urls};
+pub use fetch::{Action, FetchContext, MAX_JSON_BODY, Page};
+pub(crate) use fetch::{Transport, parse_json};
 pub(crate) use oauth2::check_endpoint;
 pub use oauth2::{
     AccountSource, ClientAuth, MAX_SCOPES, OAuth2Config, OAuth2Connector, Quirks, ScopeFormat,
 };
+pub use settings::{SettingField, SettingKind, SettingsSchema};
 
-/// A provider definition: identity, authorisation method, streams, actions.
+/// A provider definition: identity, authorisation method, streams, actions,
+/// and the code that fetches streams and performs actions.
 ///
 /// Dyn-compatible: hosts keep connectors as `Arc<dyn Connector>`.
-/// [`OAuth2Connector`] implements it for every OAuth 2.0 provider; implement
-/// it yourself for a provider that needs code.
+/// [`OAuth2Connector`] implements it for every OAuth 2.0 provider (and
+/// fetches streams declared as [`HttpStream`]s); implement it yourself for
+/// a provider that needs code. `fetch`, `perform`, `settings` and `derive`
+/// have defaults (no fetchable stream, no action, no settings, no insight);
+/// implement them with `#[async_trait::async_trait]` on the impl.
 ///
 /// ```
 /// use consentry::ConnectorId;
@@ -78,6 +93,7 @@ pub use oauth2::{
 /// assert_eq!(c.streams()[0].name(), "notes");
 /// # Ok::<(), consentry::Error>(())
 /// ```
+#[async_trait]
 pub trait Connector: Debug + Send + Sync + 'static {
     /// The connector's id, unique in a host.
     ///
@@ -137,10 +153,59 @@ pub trait Connector: Debug + Send + Sync + 'static {
     /// # Ok::<(), consentry::Error>(())
     /// ```
     fn actions(&self) -> &[ActionSpec];
+
+    /// Fetches one page of `stream`, continuing at `cursor` (`None`: from
+    /// the start). Requests go through `ctx`, which holds the connection's
+    /// credentials.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] by default: the connector fetches nothing.
+    async fn fetch(
+        &self,
+        ctx: &FetchContext,
+        stream: &StreamSpec,
+        cursor: Option<&str>,
+    ) -> Result<Page> {
+        let _ = (ctx, stream, cursor);
+        Err(Error::NotFound {
+            what: "stream fetcher",
+        })
+    }
+
+    /// Performs `action` with `input` (the serialized [`Action`] value);
+    /// returns its output as JSON.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] by default: the connector performs nothing.
+    async fn perform(
+        &self,
+        ctx: &FetchContext,
+        action: &ActionSpec,
+        input: serde_json::Value,
+    ) -> Result<serde_json::Value> {
+        let _ = (ctx, action, input);
+        Err(Error::NotFound {
+            what: "action performer",
+        })
+    }
+
+    /// The settings a user may choose per connection. None by default.
+    fn settings(&self) -> &SettingsSchema {
+        static NONE: SettingsSchema = SettingsSchema::new();
+        &NONE
+    }
+
+    /// An insight derived from a stream's records (a genre profile from
+    /// top artists or a read shelf). None by default.
+    fn derive(&self, stream: &str, records: &[HeldRecord]) -> Option<Insight> {
+        let _ = (stream, records);
+        None
+    }
 }
 
 macro_rules! forward_connector {
     ($($wrapper:ident),*) => {$(
+        #[async_trait]
         #[deny(clippy::missing_trait_methods)]
         impl<T: Connector + ?Sized> Connector for $wrapper<T> {
             fn id(&self) -> &ConnectorId { (**self).id() }
@@ -148,6 +213,14 @@ macro_rules! forward_connector {
             fn auth(&self) -> AuthMethod<'_> { (**self).auth() }
             fn streams(&self) -> &[StreamSpec] { (**self).streams() }
             fn actions(&self) -> &[ActionSpec] { (**self).actions() }
+            async fn fetch(&self, ctx: &FetchContext, stream: &StreamSpec, cursor: Option<&str>) -> Result<Page> {
+                (**self).fetch(ctx, stream, cursor).await
+            }
+            async fn perform(&self, ctx: &FetchContext, action: &ActionSpec, input: serde_json::Value) -> Result<serde_json::Value> {
+                (**self).perform(ctx, action, input).await
+            }
+            fn settings(&self) -> &SettingsSchema { (**self).settings() }
+            fn derive(&self, stream: &str, records: &[HeldRecord]) -> Option<Insight> { (**self).derive(stream, records) }
         }
     )*};
 }
@@ -170,6 +243,11 @@ pub enum AuthMethod<'a> {
     OAuth2(&'a OAuth2Config),
     /// A key or personal token the user pastes in.
     ApiKey(&'a ApiKeyAuth),
+    /// OAuth 1.0a with these client credentials; the user's token
+    /// credentials are sealed in the vault
+    /// ([`OAuth1Credentials::to_sealable`](crate::oauth::oauth1::OAuth1Credentials::to_sealable))
+    /// and every request is signed with HMAC-SHA1.
+    OAuth1(&'a crate::oauth::oauth1::OAuth1Credentials),
     /// No credentials (public data, local imports).
     None,
 }
@@ -377,7 +455,7 @@ const MAX_SPEC_NAME: usize = 64;
 
 /// A data stream a connector can fetch: what it needs and what it is for.
 ///
-/// Declarations only; fetching is done by the sync runtime.
+/// Fetched by its connector's [`Connector::fetch`], run by the sync runtime.
 ///
 /// ```
 /// use consentry::{Purpose, Scope};
@@ -401,6 +479,8 @@ pub struct StreamSpec {
     purposes: Vec<Purpose>,
     cursor: CursorKind,
     page_size: Option<u32>,
+    interval: Option<Duration>,
+    http: Option<HttpStream>,
 }
 
 impl StreamSpec {
@@ -425,7 +505,35 @@ impl StreamSpec {
             purposes: Vec::new(),
             cursor: CursorKind::FullRefresh,
             page_size: None,
+            interval: None,
+            http: None,
         })
+    }
+
+    /// Sets how often the scheduler runs the stream (default: the
+    /// runtime's default interval, one hour).
+    #[must_use]
+    pub fn with_interval(mut self, interval: Duration) -> Self {
+        self.interval = Some(interval);
+        self
+    }
+
+    /// Declares how to fetch the stream with a GET request
+    /// ([`OAuth2Connector`] fetches declared streams without code).
+    #[must_use]
+    pub fn with_http(mut self, http: HttpStream) -> Self {
+        self.http = Some(http);
+        self
+    }
+
+    /// How often the scheduler runs it, if set.
+    pub fn interval(&self) -> Option<Duration> {
+        self.interval
+    }
+
+    /// The declared request, if any.
+    pub fn http(&self) -> Option<&HttpStream> {
+        self.http.as_ref()
     }
 
     /// Sets the scopes the stream needs.

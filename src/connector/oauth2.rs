@@ -2,7 +2,10 @@
 
 use url::{Host, Url};
 
-use super::{ActionSpec, AuthMethod, Connector, ConnectorInfo, OAuth2ConnectorBuilder, StreamSpec};
+use super::{
+    ActionSpec, AuthMethod, Connector, ConnectorInfo, FetchContext, OAuth2ConnectorBuilder, Page,
+    StreamSpec,
+};
 use crate::error::{Error, Result};
 use crate::ids::{ConnectorId, Scope};
 use crate::oauth::OAuthErrorCode;
@@ -758,9 +761,15 @@ pub struct OAuth2Connector {
     pub(super) config: OAuth2Config,
     pub(super) streams: Vec<StreamSpec>,
     pub(super) actions: Vec<ActionSpec>,
+    pub(super) api_base_url: Option<Url>,
 }
 
 impl OAuth2Connector {
+    /// The provider API's base URL for declared streams, if set.
+    pub fn api_base_url(&self) -> Option<&Url> {
+        self.api_base_url.as_ref()
+    }
+
     /// A builder for a connector with id `id`.
     ///
     /// ```
@@ -809,6 +818,7 @@ impl OAuth2Connector {
     }
 }
 
+#[async_trait::async_trait]
 impl Connector for OAuth2Connector {
     fn id(&self) -> &ConnectorId {
         &self.id
@@ -828,6 +838,24 @@ impl Connector for OAuth2Connector {
 
     fn actions(&self) -> &[ActionSpec] {
         &self.actions
+    }
+
+    /// Fetches streams declared with [`StreamSpec::with_http`].
+    async fn fetch(
+        &self,
+        ctx: &FetchContext,
+        stream: &StreamSpec,
+        cursor: Option<&str>,
+    ) -> Result<Page> {
+        match (stream.http(), &self.api_base_url) {
+            (Some(def), Some(base)) => {
+                super::declarative::fetch(ctx, base, def, stream.name(), stream.page_size(), cursor)
+                    .await
+            }
+            _ => Err(Error::NotFound {
+                what: "stream request declaration",
+            }),
+        }
     }
 }
 

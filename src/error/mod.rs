@@ -253,6 +253,35 @@ pub enum Error {
         retry_after: Option<std::time::Duration>,
     },
 
+    /// A provider failed repeatedly and its circuit is open: requests to it
+    /// pause (its syncs report `Degraded`) until `retry_after` has passed;
+    /// other providers keep working.
+    #[error(
+        "provider `{connector}` is unavailable (circuit open){}",
+        RetryAfter(retry_after)
+    )]
+    ProviderUnavailable {
+        /// The provider's connector.
+        connector: crate::ids::ConnectorId,
+        /// When the circuit lets a trial request through again.
+        retry_after: Option<std::time::Duration>,
+    },
+
+    /// Connection settings were refused; each entry names a field and why.
+    #[error("invalid settings: {}", FieldErrors(errors))]
+    InvalidSettings {
+        /// The field-level errors.
+        errors: Vec<FieldError>,
+    },
+
+    /// An imported file was refused as a whole (nothing was imported);
+    /// each entry names a line (`line 12`, `line 12, Title`) and why.
+    #[error("the file was refused: {}", FieldErrors(errors))]
+    InvalidImport {
+        /// The line-level errors (at most 100).
+        errors: Vec<FieldError>,
+    },
+
     /// A token refresh led by another caller in this process failed; this is
     /// its outcome, shared. `kind` is the original error's kind.
     #[error("the token refresh failed: {reason}")]
@@ -389,6 +418,8 @@ impl Error {
             Self::ReauthRequired { .. } => ErrorKind::ReauthRequired,
             Self::RateLimited { .. } => ErrorKind::RateLimited,
             Self::Forbidden { .. } => ErrorKind::Forbidden,
+            Self::ProviderUnavailable { .. } => ErrorKind::Unavailable,
+            Self::InvalidSettings { .. } | Self::InvalidImport { .. } => ErrorKind::InvalidInput,
             Self::RefreshFailed { kind, .. } => *kind,
             Self::Http(e) if e.is_retryable() => ErrorKind::Unavailable,
             Self::Http(_) | Self::Discovery { .. } | Self::InvalidResponse { .. } => {
@@ -460,8 +491,19 @@ impl Error {
             }
             Self::RateLimited {
                 retry_after: Some(d),
+            }
+            | Self::ProviderUnavailable {
+                retry_after: Some(d),
+                ..
             } => {
                 extensions.insert("retry_after".into(), d.as_secs().max(1).into());
+            }
+            Self::InvalidSettings { errors } | Self::InvalidImport { errors } => {
+                let errors: Vec<serde_json::Value> = errors
+                    .iter()
+                    .map(|e| serde_json::json!({"field": e.field, "message": e.message}))
+                    .collect();
+                extensions.insert("errors".into(), errors.into());
             }
             _ => {}
         }
@@ -498,6 +540,57 @@ impl Error {
             message: message.into(),
             source: Some(source.into()),
         }
+    }
+}
+
+/// One field of a settings object (or one line of an import) that was
+/// refused, and why.
+///
+/// ```
+/// use consentry::error::FieldError;
+/// let e = FieldError::new("sync_interval_minutes", "must be at least 15");
+/// assert_eq!(e.to_string(), "sync_interval_minutes: must be at least 15");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct FieldError {
+    /// The field (or `line 12`, `line 12, column Title`).
+    pub field: String,
+    /// Why it was refused. Never contains secret material.
+    pub message: String,
+}
+
+impl FieldError {
+    /// An error about `field`.
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+/// Formats field errors as `a: x; b: y` (at most 10, then a count).
+struct FieldErrors<'a>(&'a [FieldError]);
+
+impl fmt::Display for FieldErrors<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().take(10).enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{e}")?;
+        }
+        if self.0.len() > 10 {
+            write!(f, "; and {} more", self.0.len() - 10)?;
+        }
+        Ok(())
     }
 }
 

@@ -97,6 +97,12 @@ pub struct DisconnectReport {
     pub credentials_deleted: u64,
     /// Consent ledger entries deleted.
     pub consent_entries_deleted: u64,
+    /// Harvested records deleted.
+    pub records_deleted: u64,
+    /// Stream sync states (cursors) deleted.
+    pub sync_states_deleted: u64,
+    /// Access log entries deleted.
+    pub access_log_entries_deleted: u64,
 }
 
 impl DisconnectReport {
@@ -135,8 +141,8 @@ pub(super) fn revocation_backoff(attempts: u32) -> Duration {
 impl Integrations {
     /// Disconnects: stops refreshes, revokes the refresh token and then the
     /// access token at the provider's RFC 7009 endpoint, and deletes the
-    /// connection, its tokens and its consent state locally in one
-    /// transaction — even when the provider is down, in which case the
+    /// connection, its tokens, its consent state, its records, cursors,
+    /// access log and settings locally in one transaction — even when the provider is down, in which case the
     /// tokens go, sealed, to a revocation queue retried by
     /// [`Integrations::maintenance`].
     ///
@@ -188,6 +194,9 @@ impl Integrations {
             connection: connection_deleted,
             credentials,
             consent_entries,
+            records,
+            sync_states,
+            access_log_entries,
             ..
         } = self
             .inner
@@ -208,6 +217,9 @@ impl Integrations {
             connection_deleted,
             credentials_deleted: credentials,
             consent_entries_deleted: consent_entries,
+            records_deleted: records,
+            sync_states_deleted: sync_states,
+            access_log_entries_deleted: access_log_entries,
         })
     }
 

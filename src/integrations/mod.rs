@@ -40,19 +40,25 @@ mod disconnect;
 #[doc(hidden)]
 pub mod doc_support;
 mod flight;
+mod harvest;
 mod maintenance;
+mod report;
 mod token;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use url::Url;
 
 pub use connect::ConnectStart;
 pub use disconnect::{DisconnectReport, RevocationResult};
+pub use harvest::{FieldMapping, MAX_RECORDS_PER_READ, RecordQuery};
 pub use maintenance::MaintenanceReport;
+pub use report::{
+    ConnectionReport, ErasureReport, PurposeReport, StreamReport, TransparencyReport,
+};
 pub use token::{AccessToken, TokenOptions};
 
 use crate::clock::{Clock, SystemClock};
@@ -63,7 +69,11 @@ use crate::events::{Event, EventBus, EventKind, Subscription};
 use crate::http::HttpClient;
 use crate::ids::{ConnectionId, ConnectorId, Purpose, UserId};
 use crate::store::{ConsentEntry, Store};
+use crate::sync::{Limits, SyncOptions};
 use crate::vault::{Keyring, Vault};
+
+/// The in-process lock of each connection's sync runs.
+pub(crate) type RunLocks = HashMap<(UserId, ConnectionId), Arc<tokio::sync::Mutex<()>>>;
 
 /// The facade. Cheap to clone; clones share everything.
 ///
@@ -90,8 +100,8 @@ pub struct Integrations {
     inner: Arc<Inner>,
 }
 
-struct Inner {
-    store: Arc<dyn Store>,
+pub(crate) struct Inner {
+    pub(crate) store: Arc<dyn Store>,
     vault: Vault,
     http: Arc<dyn HttpClient>,
     clock: Arc<dyn Clock>,
@@ -105,6 +115,9 @@ struct Inner {
     refreshes: flight::Flights<(UserId, ConnectionId), token::Fresh>,
     /// Prefix of lease owner tokens: unique per `Integrations` instance.
     instance: String,
+    sync: SyncOptions,
+    limits: Limits,
+    running: Mutex<RunLocks>,
 }
 
 #[derive(Debug, Clone)]
@@ -182,6 +195,7 @@ pub struct IntegrationsBuilder {
     connectors: Vec<Arc<dyn Connector>>,
     redirect_uri: Option<Url>,
     options: Options,
+    sync: SyncOptions,
 }
 
 impl fmt::Debug for IntegrationsBuilder {
@@ -452,6 +466,13 @@ impl IntegrationsBuilder {
         self
     }
 
+    /// How the sync runtime behaves (budgets, retries, circuit breaker,
+    /// scheduler); see [`SyncOptions`].
+    pub fn sync_options(mut self, options: SyncOptions) -> Self {
+        self.sync = options;
+        self
+    }
+
     /// Builds.
     ///
     /// ```
@@ -516,6 +537,9 @@ impl IntegrationsBuilder {
                 tokens: flight::Flights::default(),
                 refreshes: flight::Flights::default(),
                 instance: crate::secret::random_token(10)?,
+                sync: self.sync,
+                limits: Limits::default(),
+                running: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -551,6 +575,7 @@ impl Integrations {
             connectors: Vec::new(),
             redirect_uri: None,
             options: Options::default(),
+            sync: SyncOptions::default(),
         }
     }
 
@@ -757,6 +782,9 @@ impl Integrations {
             self.now(),
         );
         self.inner.store.append_consent(entry).await?;
+        if granted {
+            self.schedule_streams(user, connection, purpose).await?;
+        }
         let kind = if granted {
             EventKind::ConsentGranted
         } else {
@@ -827,6 +855,45 @@ impl Integrations {
     /// Storage errors.
     pub async fn consent_history(&self, user: &UserId) -> Result<Vec<ConsentEntry>> {
         self.inner.store.consent_history(user, None).await
+    }
+
+    pub(crate) fn inner(&self) -> &Inner {
+        &self.inner
+    }
+
+    pub(crate) fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
+    pub(crate) fn clock_now(&self) -> SystemTime {
+        self.now()
+    }
+
+    pub(crate) fn http_client(&self) -> &Arc<dyn HttpClient> {
+        &self.inner.http
+    }
+
+    pub(crate) fn sync_options(&self) -> &SyncOptions {
+        &self.inner.sync
+    }
+
+    pub(crate) fn limits(&self) -> &Limits {
+        &self.inner.limits
+    }
+
+    pub(crate) fn running(&self) -> std::sync::MutexGuard<'_, RunLocks> {
+        self.inner
+            .running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn emit_event(&self, event: Event) {
+        self.emit(event);
+    }
+
+    pub(crate) fn connector_by_id(&self, id: &ConnectorId) -> Result<&Arc<dyn Connector>> {
+        self.connector(id)
     }
 
     /// The clock's time, truncated to milliseconds: the precision every

@@ -54,6 +54,9 @@ pub struct AccessToken {
     pub expires_at: Option<SystemTime>,
     /// The scopes granted to the connection.
     pub scopes: Vec<Scope>,
+    /// The stored credential's version: after a 401 with this token, pass
+    /// it to [`TokenOptions::refresh_if_version`] to force one refresh.
+    pub version: Version,
 }
 
 /// Options for [`Integrations::access_token_with`].
@@ -135,6 +138,7 @@ pub(super) struct Fresh {
     token: secret::AccessToken,
     expires_at: Option<SystemTime>,
     scopes: Vec<Scope>,
+    version: Version,
 }
 
 /// What one refresh attempt concluded.
@@ -356,6 +360,7 @@ impl Integrations {
             token: v.value.into(),
             expires_at: c.access_expires_at,
             scopes: c.scopes.clone(),
+            version: stored.version,
         })
     }
 
@@ -614,7 +619,7 @@ impl Integrations {
         // top of it; if the tokens moved on, another refresh won.
         for _ in 0..5 {
             match self.inner.store.write_connection(write.clone()).await {
-                Ok(_) => {
+                Ok(written) => {
                     let kind = if recovered {
                         EventKind::Recovered
                     } else {
@@ -631,6 +636,7 @@ impl Integrations {
                         token: tokens.access_token,
                         expires_at: next.access_expires_at,
                         scopes: next.scopes,
+                        version: written.versions.first().copied().unwrap_or(Version::NONE),
                     }));
                 }
                 Err(Error::Conflict {
@@ -660,6 +666,43 @@ impl Integrations {
             }
         }
         Ok(Attempt::Retry)
+    }
+
+    /// Moves the connection to `ReauthRequired` and emits the event (the
+    /// sync runtime, after a 401 a refresh did not cure).
+    pub(crate) async fn mark_reauth_required(&self, c: &Connection, why: &str) -> Result<()> {
+        self.mark_reauth(c, why).await
+    }
+
+    /// A credential of `kind` for a connection, only if `purpose` has
+    /// consent (API-key connectors).
+    pub(crate) async fn consented_credential(
+        &self,
+        user: &UserId,
+        connection: &ConnectionId,
+        purpose: &Purpose,
+        kind: CredentialKind,
+    ) -> Result<secrecy::SecretString> {
+        let view = self
+            .inner
+            .store
+            .access_view(user, connection, purpose, kind)
+            .await?
+            .ok_or(Error::NotFound { what: "connection" })?;
+        if !view.consented {
+            return Err(Error::ConsentRequired {
+                purpose: purpose.clone(),
+            });
+        }
+        let stored = view
+            .credential
+            .ok_or(Error::NotFound { what: "credential" })?;
+        Ok(self
+            .inner
+            .vault
+            .open(user, connection, kind, &stored)
+            .await?
+            .value)
     }
 
     async fn mark_reauth(&self, c: &Connection, why: &str) -> Result<()> {
@@ -717,6 +760,7 @@ impl Fresh {
             secret: self.token,
             expires_at: self.expires_at,
             scopes: self.scopes,
+            version: self.version,
         }
     }
 }

@@ -89,6 +89,7 @@ mod callback;
 pub(crate) mod error;
 mod id_token;
 mod introspect;
+pub mod oauth1;
 mod pkce;
 mod response;
 mod revoke;

@@ -29,6 +29,7 @@
 
 mod connections;
 mod outbox;
+mod records;
 mod webhook;
 
 pub use connections::{
@@ -39,6 +40,12 @@ pub use connections::{
 pub use outbox::{
     webhook_claims_leases_and_completions, webhook_concurrent_claims_are_disjoint,
     webhook_disable_policy_replay_and_recover,
+};
+pub use records::{
+    deleting_a_connection_deletes_its_harvest, erasing_a_user_leaves_only_a_tombstone,
+    field_mappings_prefer_the_connection, record_pages_upsert_with_their_cursor,
+    record_reads_check_consent_and_are_logged, revoking_consent_drops_the_purpose_from_records,
+    sync_states_are_scheduled,
 };
 pub use webhook::{
     replay_guard_check_and_insert, webhook_endpoints_round_trip_and_compare_and_swap,
@@ -90,6 +97,13 @@ pub async fn run_all(store: &dyn Store) {
     webhook_concurrent_claims_are_disjoint(store).await;
     webhook_disable_policy_replay_and_recover(store).await;
     replay_guard_check_and_insert(store).await;
+    record_pages_upsert_with_their_cursor(store).await;
+    record_reads_check_consent_and_are_logged(store).await;
+    revoking_consent_drops_the_purpose_from_records(store).await;
+    deleting_a_connection_deletes_its_harvest(store).await;
+    sync_states_are_scheduled(store).await;
+    field_mappings_prefer_the_connection(store).await;
+    erasing_a_user_leaves_only_a_tombstone(store).await;
 }
 
 fn user(name: &str) -> UserId {

@@ -299,6 +299,12 @@ pub struct ConnectionDeleted {
     pub credentials: u64,
     /// Consent ledger entries deleted.
     pub consent_entries: u64,
+    /// Records deleted.
+    pub records: u64,
+    /// Stream sync states (cursors) deleted.
+    pub sync_states: u64,
+    /// Access log entries deleted.
+    pub access_log_entries: u64,
     /// Ids of the revocations queued.
     pub queued: Vec<u64>,
 }
@@ -481,9 +487,10 @@ pub trait ConnectionStore: Debug + Send + Sync + 'static {
         kind: CredentialKind,
     ) -> Result<Option<AccessView>>;
 
-    /// Deletes the connection, its credentials and its consent state, and
-    /// moves the credentials named in `queue` to the revocation queue, in
-    /// one transaction.
+    /// Deletes the connection, its credentials, its consent state, its
+    /// records, sync states (cursors), access log, settings and field
+    /// mappings, and moves the credentials named in `queue` to the
+    /// revocation queue, in one transaction.
     ///
     /// ```
     /// use consentry::store::{CredentialKey, CredentialWrite, QueuedRevocation, RevocationStore};

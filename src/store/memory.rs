@@ -4,6 +4,7 @@
 mod connections;
 mod consent;
 mod oauth;
+mod records;
 mod webhook;
 
 use std::collections::{BTreeMap, HashMap};
@@ -52,6 +53,12 @@ struct State {
     revocations: BTreeMap<u64, super::PendingRevocation>,
     webhooks: webhook::WebhookState,
     next_id: u64,
+    records: BTreeMap<records::RecordKey, records::MemRecord>,
+    sync_states: BTreeMap<(UserId, ConnectionId, String), super::SyncState>,
+    access_log: Vec<super::AccessLogEntry>,
+    settings: BTreeMap<(UserId, ConnectionId), String>,
+    mappings: BTreeMap<(super::MappingScope, String), String>,
+    tombstones: BTreeMap<String, super::Tombstone>,
 }
 
 impl State {

@@ -1,8 +1,9 @@
 //! Storage behind small traits, one per concern, and the backends.
 //!
 //! consentry keeps state through a set of small, dyn-compatible async traits
-//! (credentials and data keys, connections, consent, OAuth flows, leases,
-//! webhook endpoints, the webhook outbox and the replay guard). [`Store`] is
+//! (credentials and data keys, connections, revocations, consent, OAuth
+//! state, leases, records, sync state, settings, erasure, webhook endpoints,
+//! the webhook outbox and the replay guard). [`Store`] is
 //! the umbrella: anything implementing every concern is a `Store`, by a
 //! blanket impl, and so are `Arc<S>`, `Box<S>` and `Arc<dyn Store>`.
 //!
@@ -36,6 +37,7 @@ mod consent;
 mod memory;
 mod oauth;
 mod outbox;
+mod records;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod vault;
@@ -56,6 +58,14 @@ pub use outbox::{
     DeliveryRecord, DeliveryState, EndpointEffect, MAX_ATTEMPT_ERROR_LEN, MAX_RESPONSE_EXCERPT,
     NewMessage, Published, StoredMessage, Trigger, WebhookOutboxStore,
 };
+pub(crate) use records::normalize_purposes;
+pub use records::{
+    AccessLogEntry, ErasureStore, MappingScope, PageApplied, PageWrite, RecordCount, RecordKey,
+    RecordRead, RecordStore, SettingsStore, SyncState, SyncStatus, SyncStore, Tombstone,
+    UserErased,
+};
+#[cfg(feature = "sqlite")]
+pub(crate) use records::{join_purposes, split_purposes};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
 pub use vault::{
@@ -84,6 +94,10 @@ pub trait Store:
     + WebhookEndpointStore
     + WebhookOutboxStore
     + ReplayStore
+    + RecordStore
+    + SyncStore
+    + SettingsStore
+    + ErasureStore
 {
 }
 
@@ -98,6 +112,10 @@ impl<T> Store for T where
         + WebhookEndpointStore
         + WebhookOutboxStore
         + ReplayStore
+        + RecordStore
+        + SyncStore
+        + SettingsStore
+        + ErasureStore
         + ?Sized
 {
 }
@@ -116,5 +134,9 @@ fn _dyn_compatible(
     _: &dyn WebhookEndpointStore,
     _: &dyn WebhookOutboxStore,
     _: &dyn ReplayStore,
+    _: &dyn RecordStore,
+    _: &dyn SyncStore,
+    _: &dyn SettingsStore,
+    _: &dyn ErasureStore,
 ) {
 }

@@ -4,4 +4,5 @@
 //! expected here.
 #![allow(dead_code)]
 
+pub(crate) mod http_server;
 pub(crate) mod oidc;

@@ -166,6 +166,11 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// Whether `key` is present (without marking it read).
+    pub(super) fn has(&self, key: &str) -> bool {
+        self.table.contains_key(key)
+    }
+
     /// Refuses keys that were never read (typos such as `tokn_url`).
     pub(super) fn finish(self) -> Result<()> {
         match self.table.keys().find(|k| !self.seen.contains(&k.as_str())) {

@@ -134,6 +134,7 @@ pub struct CatalogueEntry {
     account: Option<AccountTemplate>,
     streams: Vec<StreamSpec>,
     actions: Vec<ActionSpec>,
+    api_base_url: Option<String>,
 }
 
 fn check_variable_value(name: &str, value: &str) -> Result<()> {
@@ -315,6 +316,9 @@ impl CatalogueEntry {
             }
             b = b.account(src);
         }
+        if let Some(t) = &self.api_base_url {
+            b = b.api_base_url(template_url("api_base_url", t, vars)?);
+        }
         for s in &self.streams {
             b = b.stream(s.clone());
         }
@@ -367,6 +371,21 @@ impl CatalogueEntry {
 /// purposes = ["crm_sync"]
 /// cursor = "timestamp"                               # full_refresh | opaque | timestamp | offset
 /// page_size = 100
+/// interval_minutes = 60                              # how often the scheduler runs it
+/// # A request declaration makes the stream fetchable without code
+/// # (needs `api_base_url` on the connector, e.g. "https://api.acme.example/v1"):
+/// path = "/contacts"                                 # GET {api_base_url}{path}
+/// query = { sort = "updated" }
+/// records = "/data"                                  # JSON pointer to the array ("" = top level)
+/// id = "/id"                                         # JSON pointer to each record's id
+/// kind = "contact"                                   # default: the stream name
+/// fields = { name = "/full_name", email = "/email" } # keep only these (default: everything)
+/// pagination = "page_token"                          # none | page_token | link | offset
+/// token_param = "page_token"                         # page_token: query parameter ...
+/// token_pointer = "/next_page_token"                 # ... and where the next token is
+/// cursor_field = "/updated_at"                       # incremental: RFC 3339 field of each record,
+/// cursor_param = "updated_since"                     #   sent as this parameter on the next run
+/// lookback_seconds = 300                             #   minus this lookback
 ///
 /// [[connectors.acme.actions]]
 /// name = "create_contact"

@@ -4,7 +4,9 @@ use url::Url;
 
 use super::fields::Fields;
 use super::{AccountTemplate, CatalogueEntry, ClientRegistration, substitute, template_url};
-use crate::connector::{ActionSpec, ClientAuth, CursorKind, Quirks, ScopeFormat, StreamSpec};
+use crate::connector::{
+    ActionSpec, ClientAuth, CursorKind, HttpStream, Pagination, Quirks, ScopeFormat, StreamSpec,
+};
 use crate::error::{Error, Result};
 use crate::ids::{ConnectorId, Purpose, Scope};
 use crate::oauth::OAuthErrorCode;
@@ -60,6 +62,7 @@ impl CatalogueEntry {
             }
         };
         let docs_url = plain_url(&mut f, "docs_url")?;
+        let api_base_url = template(&mut f, "api_base_url", false)?;
         let icon_url = plain_url(&mut f, "icon_url")?;
         let scopes = |f: &mut Fields<'_>, key: &'static str| -> Result<Vec<Scope>> {
             let list = f.str_list(key)?;
@@ -135,6 +138,7 @@ impl CatalogueEntry {
             account,
             streams,
             actions,
+            api_base_url,
         };
         let path = f.path().to_owned();
         f.finish()?;
@@ -208,8 +212,90 @@ fn parse_stream(mut s: Fields<'_>) -> Result<StreamSpec> {
     if let Some(n) = s.opt_u32("page_size")? {
         spec = spec.with_page_size(n);
     }
+    if let Some(m) = s.opt_u32("interval_minutes")? {
+        spec = spec.with_interval(std::time::Duration::from_secs(u64::from(m) * 60));
+    }
+    if let Some(http) = parse_http(&mut s)? {
+        spec = spec.with_http(http);
+    }
     s.finish()?;
     Ok(spec)
+}
+
+/// The request declaration of a stream (`path` and friends), if any.
+fn parse_http(s: &mut Fields<'_>) -> Result<Option<HttpStream>> {
+    let Some(path) = s.opt_str("path")? else {
+        for key in [
+            "records",
+            "id",
+            "kind",
+            "query",
+            "fields",
+            "pagination",
+            "token_param",
+            "token_pointer",
+            "offset_param",
+            "limit_param",
+            "cursor_field",
+            "cursor_param",
+            "lookback_seconds",
+        ] {
+            if s.has(key) {
+                return Err(s.err(key, "needs `path` (the stream's request)"));
+            }
+        }
+        return Ok(None);
+    };
+    let records = s.opt_str("records")?.unwrap_or("");
+    let id = s.str("id")?;
+    let mut http = s.check("path", HttpStream::new(path, records, id))?;
+    for (k, v) in s.str_map("query")? {
+        http = http.with_query(k, v);
+    }
+    if let Some(kind) = s.opt_str("kind")? {
+        http = s.check("kind", http.with_kind(kind))?;
+    }
+    for (name, pointer) in s.str_map("fields")? {
+        http = s.check("fields", http.with_field(name, pointer))?;
+    }
+    let pagination = match s.opt_str("pagination")?.unwrap_or("none") {
+        "none" => Pagination::None,
+        "link" => Pagination::Link,
+        "page_token" => Pagination::PageToken {
+            param: s.str("token_param")?.to_owned(),
+            pointer: {
+                let p = s.str("token_pointer")?;
+                if !p.starts_with('/') {
+                    return Err(s.err("token_pointer", "must be a JSON pointer such as `/next`"));
+                }
+                p.to_owned()
+            },
+        },
+        "offset" => Pagination::Offset {
+            offset_param: s.opt_str("offset_param")?.unwrap_or("offset").to_owned(),
+            limit_param: s.opt_str("limit_param")?.unwrap_or("limit").to_owned(),
+        },
+        _ => {
+            return Err(s.err(
+                "pagination",
+                "must be \"none\", \"page_token\", \"link\" or \"offset\"",
+            ));
+        }
+    };
+    http = http.with_pagination(pagination);
+    match (s.opt_str("cursor_field")?, s.opt_str("cursor_param")?) {
+        (Some(field), Some(param)) => {
+            let lookback = u64::from(s.opt_u32("lookback_seconds")?.unwrap_or(0));
+            http = s.check(
+                "cursor_field",
+                http.with_cursor(field, param, std::time::Duration::from_secs(lookback)),
+            )?;
+        }
+        (None, None) => {}
+        (Some(_), None) => return Err(s.err("cursor_param", "is required with `cursor_field`")),
+        (None, Some(_)) => return Err(s.err("cursor_field", "is required with `cursor_param`")),
+    }
+    Ok(Some(http))
 }
 
 fn parse_action(mut a: Fields<'_>) -> Result<ActionSpec> {

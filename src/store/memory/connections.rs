@@ -186,6 +186,10 @@ impl ConnectionStore for MemoryStore {
         state
             .consent_current
             .retain(|(u, c, _), _| !(u == user && c == id));
+        let (records, sync_states, log) = state.delete_harvest(user, id);
+        deleted.records = records;
+        deleted.sync_states = sync_states;
+        deleted.access_log_entries = log;
         Ok(deleted)
     }
 }

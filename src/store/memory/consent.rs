@@ -21,6 +21,9 @@ impl ConsentStore for MemoryStore {
             ),
             entry.granted,
         );
+        if !entry.granted {
+            state.drop_purpose(&entry.user, &entry.connection, &entry.purpose);
+        }
         let seq = entry.seq;
         state.consent_ledger.push(entry);
         Ok(seq)

@@ -399,6 +399,10 @@ impl ConnectionStore for SqliteStore {
                 by_connection,
             )
             .map_err(&err)?;
+            let (records, sync_states, log) = super::records::delete_harvest_in(&tx, &t, &u, &id)?;
+            deleted.records = records;
+            deleted.sync_states = sync_states;
+            deleted.access_log_entries = log;
             deleted.connection = tx
                 .execute(
                     "DELETE FROM consentry_connections WHERE tenant = ?1 AND user_id = ?2 AND id = ?3",

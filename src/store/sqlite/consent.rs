@@ -76,6 +76,9 @@ impl ConsentStore for SqliteStore {
                 params![t, u, c, p, entry.granted, seq],
             )
             .map_err(&err)?;
+            if !entry.granted {
+                super::records::drop_purpose_in(&tx, &t, u, c, p)?;
+            }
             tx.commit().map_err(&err)?;
             Ok(u64::try_from(seq).unwrap_or(0))
         })

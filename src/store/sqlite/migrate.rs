@@ -35,6 +35,11 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         name: "webhooks",
         sql: include_str!("migrations/0003_webhooks.sql"),
     },
+    Migration {
+        version: 4,
+        name: "records",
+        sql: include_str!("migrations/0004_records.sql"),
+    },
 ];
 
 /// Hex SHA-256 of a migration's SQL text.
@@ -132,6 +137,10 @@ mod tests {
             (
                 3,
                 "5fbe026f00cb7ae84969f92121944b6659fdc6cc6e49a4c55bf9bdf03da0749d",
+            ),
+            (
+                4,
+                "6a8646b116de179271bed1e5f51f26685c57a5a57a5a0876ccc3e304e2aa16dd",
             ),
         ];
         assert_eq!(

@@ -5,6 +5,7 @@ mod consent;
 mod migrate;
 mod oauth;
 mod outbox;
+mod records;
 mod util;
 mod vault;
 mod webhook;
