@@ -42,6 +42,7 @@ pub mod doc_support;
 mod flight;
 mod harvest;
 mod maintenance;
+mod refresh;
 mod report;
 mod token;
 

@@ -6,6 +6,7 @@ mod migrate;
 mod oauth;
 mod outbox;
 mod records;
+mod sync_state;
 mod util;
 mod vault;
 mod webhook;
