@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use super::transport::sync_event;
 use super::{Authorized, SyncReport};
+use crate::connection::Connection;
 use crate::connector::{FetchContext, StreamSpec};
 use crate::error::{Error, Result};
 use crate::events::EventKind;
@@ -43,6 +44,39 @@ fn short(e: &Error) -> String {
 }
 
 impl Integrations {
+    /// The connection, the stream spec and the consented purposes, after
+    /// checking that `stream` exists, serves `purpose`, and that the user
+    /// consented to it.
+    async fn consented_stream(
+        &self,
+        user: &UserId,
+        connection: &ConnectionId,
+        stream: &str,
+        purpose: &Purpose,
+    ) -> Result<(Connection, StreamSpec, Vec<Purpose>)> {
+        let c = self.connection(user, connection).await?;
+        let connector = self.connector_by_id(&c.connector)?.clone();
+        let spec = connector
+            .streams()
+            .iter()
+            .find(|s| s.name() == stream)
+            .cloned()
+            .ok_or(Error::NotFound { what: "stream" })?;
+        if !spec.purposes().contains(purpose) {
+            return Err(Error::invalid(
+                "purpose",
+                format!("stream `{stream}` does not serve `{purpose}`"),
+            ));
+        }
+        let consented = self.consented_purposes(user, connection).await?;
+        if !consented.contains(purpose) {
+            return Err(Error::ConsentRequired {
+                purpose: purpose.clone(),
+            });
+        }
+        Ok((c, spec, consented))
+    }
+
     /// Runs `stream` of `connection` now, for `purpose` (which must have
     /// consent): fetches pages from the saved cursor until the stream is
     /// caught up or the run's time budget is spent, storing each page with
@@ -128,26 +162,9 @@ impl Integrations {
         stream: &str,
         purpose: &Purpose,
     ) -> Result<SyncReport> {
-        let c = self.connection(user, connection).await?;
-        let connector = self.connector_by_id(&c.connector)?.clone();
-        let spec = connector
-            .streams()
-            .iter()
-            .find(|s| s.name() == stream)
-            .cloned()
-            .ok_or(Error::NotFound { what: "stream" })?;
-        if !spec.purposes().contains(purpose) {
-            return Err(Error::invalid(
-                "purpose",
-                format!("stream `{stream}` does not serve `{purpose}`"),
-            ));
-        }
-        let consented = self.consented_purposes(user, connection).await?;
-        if !consented.contains(purpose) {
-            return Err(Error::ConsentRequired {
-                purpose: purpose.clone(),
-            });
-        }
+        let (c, spec, consented) = self
+            .consented_stream(user, connection, stream, purpose)
+            .await?;
         if !c.status.is_usable() {
             return Err(Error::ReauthRequired {
                 connection: connection.clone(),
@@ -422,26 +439,9 @@ impl Integrations {
         purpose: &Purpose,
         records: Vec<Record>,
     ) -> Result<SyncReport> {
-        let c = self.connection(user, connection).await?;
-        let connector = self.connector_by_id(&c.connector)?.clone();
-        let spec = connector
-            .streams()
-            .iter()
-            .find(|s| s.name() == stream)
-            .cloned()
-            .ok_or(Error::NotFound { what: "stream" })?;
-        if !spec.purposes().contains(purpose) {
-            return Err(Error::invalid(
-                "purpose",
-                format!("stream `{stream}` does not serve `{purpose}`"),
-            ));
-        }
-        let consented = self.consented_purposes(user, connection).await?;
-        if !consented.contains(purpose) {
-            return Err(Error::ConsentRequired {
-                purpose: purpose.clone(),
-            });
-        }
+        let (c, spec, consented) = self
+            .consented_stream(user, connection, stream, purpose)
+            .await?;
         let purposes = run_purposes(&spec, &consented);
         let lock = self.run_lock(user, connection);
         let _held = lock.lock().await;
