@@ -514,3 +514,66 @@ async fn two_workers_on_one_store_never_send_one_attempt_twice() {
         assert!(per_id.contains_key(id.as_str()));
     }
 }
+
+/// Svix's insta-retry: a connection that fails fast is tried once more at
+/// once, within the same attempt; a timeout or a slow connect failure is
+/// not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fast_connect_failure_is_retried_once_at_once() {
+    use consentry::http::{self, HttpError, HttpErrorKind, HttpRequest, Response};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    // Each case: what the first call does, and the HTTP calls and attempt
+    // state expected after one run.
+    for (case, first, expect_calls, expect_state) in [
+        ("refused fast", "refused", 2, DeliveryState::Succeeded),
+        (
+            "refused after 1.1 s",
+            "slow_refused",
+            1,
+            DeliveryState::Pending,
+        ),
+        ("timed out", "timeout", 1, DeliveryState::Pending),
+    ] {
+        let calls = Arc::new(AtomicU32::new(0));
+        let seen = calls.clone();
+        let client = http::from_fn(move |req: HttpRequest| {
+            let n = seen.fetch_add(1, Ordering::SeqCst);
+            async move {
+                assert!(!req.body().is_empty(), "the payload is sent every time");
+                match (n, first) {
+                    (0, "refused") => Err(HttpError::from_kind(HttpErrorKind::Connect)),
+                    (0, "slow_refused") => {
+                        tokio::time::sleep(Duration::from_millis(1100)).await;
+                        Err(HttpError::from_kind(HttpErrorKind::Connect))
+                    }
+                    (0, _) => Err(HttpError::from_kind(HttpErrorKind::Timeout)),
+                    _ => Ok(Response::new(b"ok".to_vec())),
+                }
+            }
+        });
+        let clock = ManualClock::new(start_time());
+        let dispatcher = Dispatcher::builder()
+            .store(MemoryStore::new())
+            .keyring(Keyring::generate().unwrap())
+            .clock(clock.clone())
+            .http(client)
+            .options(options(&[5]))
+            .build()
+            .unwrap();
+        let admin = Actor::admin("alice");
+        dispatcher
+            .create_endpoint(&admin, EndpointConfig::new("https://hooks.example/in"))
+            .await
+            .unwrap();
+        let id = dispatcher
+            .publish("user.created", json!({"id": "u_1"}), None)
+            .await
+            .unwrap();
+        assert_eq!(dispatcher.run_once().await.unwrap().attempted, 1, "{case}");
+        assert_eq!(calls.load(Ordering::SeqCst), expect_calls, "{case}");
+        let d = dispatcher.deliveries(&admin, &id).await.unwrap();
+        assert_eq!((d[0].state, d[0].attempts), (expect_state, 1), "{case}");
+    }
+}

@@ -18,6 +18,10 @@ use crate::ids::EndpointId;
 use crate::store::{
     AttemptCompletion, AttemptRecord, ClaimedDelivery, DeliveryOutcome, EndpointEffect, Trigger,
 };
+
+/// A connection that fails faster than this is tried once more at once
+/// (Svix's insta-retry), within the same attempt.
+const INSTA_RETRY_WITHIN: Duration = Duration::from_secs(1);
 use crate::webhook::standard;
 
 /// Most endpoint configurations cached per dispatcher.
@@ -130,11 +134,28 @@ impl Dispatcher {
                     return None;
                 }
                 let payload = std::mem::take(&mut c.payload);
-                self.send(&rt, &c, payload, now).await
+                let sent = self.send(&rt, &c, payload, now).await;
+                match sent {
+                    // Svix's insta-retry: a connection that failed fast
+                    // (refused, reset) is tried once more at once. The
+                    // payload went into the first request; it is read again
+                    // from the outbox (rare path, keeps the hot path
+                    // copy-free).
+                    Sent::NoResponse { connect: true, .. }
+                        if started.elapsed() < INSTA_RETRY_WITHIN =>
+                    {
+                        match self.inner.store.get_webhook_message(&c.message).await {
+                            Ok(Some(m)) => self.send(&rt, &c, m.payload, now).await,
+                            _ => sent,
+                        }
+                    }
+                    sent => sent,
+                }
             }
             Err(e) => Sent::NoResponse {
                 error: format!("endpoint configuration unavailable: {e}"),
                 overloaded: false,
+                connect: false,
             },
         };
         let duration = started.elapsed();
@@ -158,6 +179,7 @@ impl Dispatcher {
                 return Sent::NoResponse {
                     error: format!("could not sign: {e}"),
                     overloaded: false,
+                    connect: false,
                 };
             }
         };
@@ -191,10 +213,12 @@ impl Dispatcher {
             Err(_) => Sent::NoResponse {
                 error: HttpErrorKind::Timeout.to_string(),
                 overloaded: true,
+                connect: false,
             },
             Ok(Err(e)) => Sent::NoResponse {
                 error: e.to_string(),
                 overloaded: e.kind() == HttpErrorKind::Timeout,
+                connect: e.kind() == HttpErrorKind::Connect,
             },
             Ok(Ok(response)) => {
                 let status = response.status().as_u16();
@@ -235,7 +259,9 @@ impl Dispatcher {
                     retry_after,
                 },
             ),
-            Sent::NoResponse { error, overloaded } => (
+            Sent::NoResponse {
+                error, overloaded, ..
+            } => (
                 None,
                 Some(error),
                 Vec::new(),
@@ -306,5 +332,8 @@ enum Sent {
     NoResponse {
         error: String,
         overloaded: bool,
+        /// The connection failed (refused, reset): eligible for the
+        /// insta-retry.
+        connect: bool,
     },
 }

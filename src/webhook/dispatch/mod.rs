@@ -99,7 +99,10 @@ pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 /// 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h, each delay with ±20 %
 /// jitter ([`DispatcherOptions::retry_schedule`]); at least 60 s after a
 /// timeout or a `429`; a `Retry-After` (seconds or HTTP date) is honoured
-/// within `[delay, 2 × delay]`. Success is any `2xx`. `410 Gone` disables
+/// within `[delay, 2 × delay]`. A connection refused or reset in under
+/// 1 s is tried once more at once, inside the same attempt (Svix's
+/// insta-retry; the attempt log shows the final result). Success is any
+/// `2xx`. `410 Gone` disables
 /// the endpoint at once. When a message exhausts its schedule the
 /// endpoint's failure clock starts; an exhaustion more than 5 days later
 /// with no success in between disables it (a success resets the clock;
