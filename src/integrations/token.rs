@@ -221,10 +221,13 @@ impl Integrations {
             purpose.clone(),
             options.clone(),
         );
+        // The work is boxed: only a leader builds it, and the future every
+        // caller holds (and a host's `tokio::spawn` moves around) stays
+        // small instead of carrying the whole refresh state machine.
         self.inner
             .tokens
             .run(key, || {
-                self.access_token_once(user, connection, purpose, options)
+                Box::pin(self.access_token_once(user, connection, purpose, options))
             })
             .await
     }
