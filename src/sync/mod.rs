@@ -1,5 +1,6 @@
 //! The sync runtime: runs connector streams on demand
-//! ([`Integrations::sync_now`]) or on a schedule ([`Integrations::scheduler`]),
+//! ([`Integrations::sync_now`](crate::Integrations::sync_now)) or on a
+//! schedule ([`Integrations::scheduler`](crate::Integrations::scheduler)),
 //! at most one run per connection at a time, each run within a time
 //! budget and resuming from the saved cursor.
 //!

@@ -8,6 +8,8 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use super::KeyId;
+#[cfg(doc)]
+use super::Vault;
 use crate::error::{Error, Result};
 
 /// What a stored credential is. Part of its storage key and of the
