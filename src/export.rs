@@ -206,6 +206,29 @@ impl Integrations {
     where
         W: AsyncWrite + Unpin + Send,
     {
+        let result = self.export_unaudited(user, format, writer).await;
+        let mut event = self
+            .audit_user("user.exported", user, None)
+            .outcome(crate::audit::Outcome::of(&result))
+            .detail("format", format!("{format:?}").to_lowercase());
+        if let Ok(s) = &result {
+            event = event
+                .detail("connections", s.connections)
+                .detail("records", s.records);
+        }
+        self.audit_durable(event).await;
+        result
+    }
+
+    async fn export_unaudited<W>(
+        &self,
+        user: &UserId,
+        format: Format,
+        writer: &mut W,
+    ) -> Result<ExportSummary>
+    where
+        W: AsyncWrite + Unpin + Send,
+    {
         let store = &self.inner().store;
         let mut out = Out {
             w: writer,

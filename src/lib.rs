@@ -85,6 +85,7 @@
 #![deny(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod audit;
 pub mod clock;
 pub mod connection;
 pub mod connector;

@@ -56,6 +56,9 @@ pub enum ErrorKind {
     /// The caller may not do this (an administrative operation by a
     /// non-admin actor).
     Forbidden,
+    /// Stored data failed an integrity check that tampering would cause
+    /// (the audit log's chain does not verify). Investigate; do not retry.
+    Integrity,
 }
 
 impl ErrorKind {
@@ -84,6 +87,7 @@ impl ErrorKind {
             Self::Upstream => 502,
             Self::RateLimited => 429,
             Self::Forbidden => 403,
+            Self::Integrity => 500,
         }
     }
 
@@ -135,6 +139,7 @@ impl ErrorKind {
             Self::InsufficientScope => "insufficient-scope",
             Self::RateLimited => "rate-limited",
             Self::Forbidden => "forbidden",
+            Self::Integrity => "integrity",
         }
     }
 
@@ -158,6 +163,7 @@ impl ErrorKind {
             Self::InsufficientScope => "Insufficient scope",
             Self::RateLimited => "Rate limited",
             Self::Forbidden => "Forbidden",
+            Self::Integrity => "Integrity check failed",
         }
     }
 }

@@ -301,6 +301,17 @@ pub enum Error {
         action: &'static str,
     },
 
+    /// The audit log's chain does not verify: an entry was edited, deleted,
+    /// inserted or reordered, or the head or checkpoint was forged. `seq`
+    /// names the first bad entry. Investigate; do not ignore.
+    #[error("the audit log is broken at entry {seq}: {fault}")]
+    AuditChainBroken {
+        /// The first bad entry's position.
+        seq: u64,
+        /// What is wrong with it.
+        fault: crate::audit::ChainFault,
+    },
+
     /// A bug in consentry: an invariant did not hold. Please file an issue
     /// with the message.
     #[error("internal error: {0}; please file a bug")]
@@ -418,6 +429,7 @@ impl Error {
             Self::ReauthRequired { .. } => ErrorKind::ReauthRequired,
             Self::RateLimited { .. } => ErrorKind::RateLimited,
             Self::Forbidden { .. } => ErrorKind::Forbidden,
+            Self::AuditChainBroken { .. } => ErrorKind::Integrity,
             Self::ProviderUnavailable { .. } => ErrorKind::Unavailable,
             Self::InvalidSettings { .. } | Self::InvalidImport { .. } => ErrorKind::InvalidInput,
             Self::RefreshFailed { kind, .. } => *kind,

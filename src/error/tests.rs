@@ -67,6 +67,7 @@ fn every_kind_has_a_distinct_name() {
         ErrorKind::InsufficientScope,
         ErrorKind::RateLimited,
         ErrorKind::Forbidden,
+        ErrorKind::Integrity,
     ];
     let names: std::collections::HashSet<_> = kinds.iter().map(|k| k.as_str()).collect();
     assert_eq!(names.len(), kinds.len());

@@ -183,6 +183,24 @@ impl Integrations {
     /// a provider error (`access_denied` when the user declined); HTTP and
     /// provider errors from the exchange; storage errors.
     pub async fn complete_connect(&self, user: &UserId, callback: &Url) -> Result<Connection> {
+        let result = self.complete_connect_unaudited(user, callback).await;
+        // Success is audited where the connection is written (created or
+        // updated); here, the refusals and failures.
+        if result.is_err() {
+            self.audit_durable(
+                self.audit_user("connection.created", user, None)
+                    .outcome(crate::audit::Outcome::of(&result)),
+            )
+            .await;
+        }
+        result
+    }
+
+    async fn complete_connect_unaudited(
+        &self,
+        user: &UserId,
+        callback: &Url,
+    ) -> Result<Connection> {
         let state = oauth::callback_state(callback).ok_or(CallbackError::MissingState)?;
         let pending = self
             .inner
@@ -333,6 +351,19 @@ impl Integrations {
                         connector.clone(),
                         now,
                     ));
+                    let action = if reconnect {
+                        "connection.updated"
+                    } else {
+                        "connection.created"
+                    };
+                    let scopes: Vec<&str> = c.scopes.iter().map(Scope::as_str).collect();
+                    self.audit_durable(
+                        self.audit_user(action, user, Some(&c.id))
+                            .detail("connector", connector.as_str())
+                            .detail("account", c.account.id.as_str())
+                            .detail("scopes", scopes),
+                    )
+                    .await;
                     return Ok(c);
                 }
                 // A concurrent callback for the same account won the race:

@@ -171,6 +171,24 @@ impl Integrations {
         user: &UserId,
         connection: &ConnectionId,
     ) -> Result<DisconnectReport> {
+        let result = self.disconnect_unaudited(user, connection).await;
+        let mut event = self
+            .audit_user("connection.deleted", user, Some(connection))
+            .outcome(crate::audit::Outcome::of(&result));
+        if let Ok(r) = &result {
+            event = event
+                .detail("revocation_pending", r.revocation_pending())
+                .detail("records_deleted", r.records_deleted);
+        }
+        self.audit_durable(event).await;
+        result
+    }
+
+    async fn disconnect_unaudited(
+        &self,
+        user: &UserId,
+        connection: &ConnectionId,
+    ) -> Result<DisconnectReport> {
         let c = self.mark_revoked(user, connection).await?;
         let config = self.oauth2(&c.connector).ok();
         let refresh = self

@@ -242,6 +242,30 @@ impl Integrations {
         purpose: &Purpose,
         query: &RecordQuery,
     ) -> Result<Vec<HeldRecord>> {
+        let result = self
+            .records_unaudited(user, connection, stream, purpose, query)
+            .await;
+        let mut event = self
+            .audit_user("records.read", user, Some(connection))
+            .outcome(crate::audit::Outcome::of(&result))
+            .detail("stream", stream)
+            .detail("purpose", purpose.as_str())
+            .detail("component", query.component_name());
+        if let Ok(records) = &result {
+            event = event.detail("count", records.len());
+        }
+        self.audit_queue(event).await;
+        result
+    }
+
+    async fn records_unaudited(
+        &self,
+        user: &UserId,
+        connection: &ConnectionId,
+        stream: &str,
+        purpose: &Purpose,
+        query: &RecordQuery,
+    ) -> Result<Vec<HeldRecord>> {
         let mut read = RecordRead::new(
             user.clone(),
             connection.clone(),

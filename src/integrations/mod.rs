@@ -35,6 +35,7 @@
 //! # Ok(()) }
 //! ```
 
+mod audit;
 mod connect;
 mod disconnect;
 #[doc(hidden)]
@@ -119,6 +120,7 @@ pub(crate) struct Inner {
     sync: SyncOptions,
     limits: Limits,
     running: Mutex<RunLocks>,
+    audit: Option<crate::audit::AuditLog>,
 }
 
 #[derive(Debug, Clone)]
@@ -197,6 +199,7 @@ pub struct IntegrationsBuilder {
     redirect_uri: Option<Url>,
     options: Options,
     sync: SyncOptions,
+    audit: bool,
 }
 
 impl fmt::Debug for IntegrationsBuilder {
@@ -467,6 +470,23 @@ impl IntegrationsBuilder {
         self
     }
 
+    /// Whether sensitive operations write the tamper-evident
+    /// [audit log](crate::audit) (default: on). Turn it off only when the
+    /// host audits these operations itself.
+    ///
+    /// ```
+    /// # use consentry::integrations::doc_support;
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let integrations = doc_support::builder()?.audit(false).build()?;
+    /// assert!(integrations.audit().is_none());
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn audit(mut self, enabled: bool) -> Self {
+        self.audit = enabled;
+        self
+    }
+
     /// How the sync runtime behaves (budgets, retries, circuit breaker,
     /// scheduler); see [`SyncOptions`].
     pub fn sync_options(mut self, options: SyncOptions) -> Self {
@@ -525,6 +545,13 @@ impl IntegrationsBuilder {
             .map(|c| (c.id().clone(), c))
             .collect();
         let vault = Vault::new(store.clone(), keyring);
+        let audit = self.audit.then(|| {
+            crate::audit::AuditLog::build(
+                Arc::clone(&store) as Arc<dyn crate::store::AuditStore>,
+                crate::audit::KeySource::Vault(vault.clone()),
+                Arc::clone(&self.clock),
+            )
+        });
         Ok(Integrations {
             inner: Arc::new(Inner {
                 store,
@@ -541,6 +568,7 @@ impl IntegrationsBuilder {
                 sync: self.sync,
                 limits: Limits::default(),
                 running: Mutex::new(HashMap::new()),
+                audit,
             }),
         })
     }
@@ -577,6 +605,7 @@ impl Integrations {
             redirect_uri: None,
             options: Options::default(),
             sync: SyncOptions::default(),
+            audit: true,
         }
     }
 
@@ -765,6 +794,37 @@ impl Integrations {
     /// [`Error::NotFound`] if the connection does not exist;
     /// [`Error::InvalidInput`] for an empty, long or multi-line actor.
     pub async fn record_consent(
+        &self,
+        user: &UserId,
+        connection: &ConnectionId,
+        purpose: &Purpose,
+        granted: bool,
+        actor: &str,
+    ) -> Result<()> {
+        let result = self
+            .apply_consent(user, connection, purpose, granted, actor)
+            .await;
+        let action = if granted {
+            "consent.granted"
+        } else {
+            "consent.revoked"
+        };
+        let by = actor
+            .parse()
+            .unwrap_or_else(|_| crate::audit::AuditActor::Service(actor.to_owned()));
+        self.audit_durable(
+            crate::audit::AuditEvent::internal(action, Some(by))
+                .subject(user)
+                .resource(format!("connection:{connection}"))
+                .outcome(crate::audit::Outcome::of(&result))
+                .detail("purpose", purpose.as_str())
+                .detail("policy_version", self.inner.options.policy_version.as_str()),
+        )
+        .await;
+        result
+    }
+
+    async fn apply_consent(
         &self,
         user: &UserId,
         connection: &ConnectionId,

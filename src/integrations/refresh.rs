@@ -196,7 +196,27 @@ impl Integrations {
 
     /// Calls the token endpoint with the stored refresh token and stores
     /// the outcome.
+    /// One refresh at the provider, audited (`credential.refreshed`).
     async fn refresh_at_provider(
+        &self,
+        c: &Connection,
+        access: Option<&StoredCredential>,
+    ) -> Result<Attempt> {
+        let result = self.refresh_at_provider_unaudited(c, access).await;
+        if !matches!(result, Ok(Attempt::Retry)) {
+            self.audit_queue(
+                self.audit_system("credential.refreshed")
+                    .subject(&c.user)
+                    .resource(format!("connection:{}", c.id))
+                    .outcome(crate::audit::Outcome::of(&result))
+                    .detail("connector", c.connector.as_str()),
+            )
+            .await;
+        }
+        result
+    }
+
+    async fn refresh_at_provider_unaudited(
         &self,
         c: &Connection,
         access: Option<&StoredCredential>,

@@ -283,6 +283,20 @@ impl Integrations {
     /// # }).unwrap();
     /// ```
     pub async fn erase_user(&self, user: &UserId) -> Result<ErasureReport> {
+        let result = self.erase_user_unaudited(user).await;
+        let mut event = self
+            .audit_user("user.erased", user, None)
+            .outcome(crate::audit::Outcome::of(&result));
+        if let Ok(r) = &result {
+            event = event
+                .detail("connections", r.disconnected.len())
+                .detail("data_key_destroyed", r.data_key_destroyed);
+        }
+        self.audit_durable(event).await;
+        result
+    }
+
+    async fn erase_user_unaudited(&self, user: &UserId) -> Result<ErasureReport> {
         let mut disconnected = Vec::new();
         for c in self.inner.store.list_connections(user).await? {
             // A failed disconnect still ends in the deletion below.

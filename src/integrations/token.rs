@@ -224,12 +224,22 @@ impl Integrations {
         // The work is boxed: only a leader builds it, and the future every
         // caller holds (and a host's `tokio::spawn` moves around) stays
         // small instead of carrying the whole refresh state machine.
-        self.inner
+        let result = self
+            .inner
             .tokens
             .run(key, || {
                 Box::pin(self.access_token_once(user, connection, purpose, options))
             })
-            .await
+            .await;
+        if self.inner.audit.is_some() {
+            self.audit_queue(
+                self.audit_user("credential.read", user, Some(connection))
+                    .outcome(crate::audit::Outcome::of(&result))
+                    .detail("purpose", purpose.as_str()),
+            )
+            .await;
+        }
+        result
     }
 
     async fn access_token_once(

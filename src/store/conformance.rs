@@ -27,11 +27,16 @@
 
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
+mod audit;
 mod connections;
 mod outbox;
 mod records;
 mod webhook;
 
+pub use audit::{
+    audit_appends_are_compare_and_swap_on_the_head, audit_entries_filter_and_page,
+    audit_purge_replaces_the_prefix_with_a_checkpoint,
+};
 pub use connections::{
     access_view_and_consent_ledger, connection_create_update_and_uniqueness,
     connections_list_and_expiring, delete_connection_and_revocation_queue, leases_have_one_owner,
@@ -104,6 +109,9 @@ pub async fn run_all(store: &dyn Store) {
     sync_states_are_scheduled(store).await;
     field_mappings_prefer_the_connection(store).await;
     erasing_a_user_leaves_only_a_tombstone(store).await;
+    audit_appends_are_compare_and_swap_on_the_head(store).await;
+    audit_entries_filter_and_page(store).await;
+    audit_purge_replaces_the_prefix_with_a_checkpoint(store).await;
 }
 
 fn user(name: &str) -> UserId {

@@ -1,6 +1,7 @@
 //! [`MemoryStore`]: everything in one in-process map. For tests, examples
 //! and hosts that keep nothing across restarts.
 
+mod audit;
 mod connections;
 mod consent;
 mod oauth;
@@ -59,6 +60,7 @@ struct State {
     settings: BTreeMap<(UserId, ConnectionId), String>,
     mappings: BTreeMap<(super::MappingScope, String), String>,
     tombstones: BTreeMap<String, super::Tombstone>,
+    audit: audit::AuditState,
 }
 
 impl State {

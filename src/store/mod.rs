@@ -3,7 +3,7 @@
 //! consentry keeps state through a set of small, dyn-compatible async traits
 //! (credentials and data keys, connections, revocations, consent, OAuth
 //! state, leases, records, sync state, settings, erasure, webhook endpoints,
-//! the webhook outbox and the replay guard). [`Store`] is
+//! the webhook outbox, the replay guard and the audit log). [`Store`] is
 //! the umbrella: anything implementing every concern is a `Store`, by a
 //! blanket impl, and so are `Arc<S>`, `Box<S>` and `Arc<dyn Store>`.
 //!
@@ -32,6 +32,7 @@
 //! takes_any_store(Arc::new(MemoryStore::new()));
 //! ```
 
+mod audit;
 mod connections;
 mod consent;
 mod memory;
@@ -46,6 +47,9 @@ mod webhook;
 #[cfg(any(feature = "conformance", test))]
 pub mod conformance;
 
+pub use audit::{
+    AuditCheckpoint, AuditFilter, AuditHead, AuditStore, MAX_AUDIT_PAGE, StoredAuditEntry,
+};
 pub use connections::{
     AccessView, ConnectionDeleted, ConnectionStore, ConnectionWrite, ConnectionWritten,
     PendingRevocation, QueuedRevocation, RevocationStore,
@@ -98,6 +102,7 @@ pub trait Store:
     + SyncStore
     + SettingsStore
     + ErasureStore
+    + AuditStore
 {
 }
 
@@ -116,6 +121,7 @@ impl<T> Store for T where
         + SyncStore
         + SettingsStore
         + ErasureStore
+        + AuditStore
         + ?Sized
 {
 }
@@ -138,5 +144,6 @@ fn _dyn_compatible(
     _: &dyn SyncStore,
     _: &dyn SettingsStore,
     _: &dyn ErasureStore,
+    _: &dyn AuditStore,
 ) {
 }

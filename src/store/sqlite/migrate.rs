@@ -40,6 +40,11 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         name: "records",
         sql: include_str!("migrations/0004_records.sql"),
     },
+    Migration {
+        version: 5,
+        name: "audit",
+        sql: include_str!("migrations/0005_audit.sql"),
+    },
 ];
 
 /// Hex SHA-256 of a migration's SQL text.
@@ -141,6 +146,10 @@ mod tests {
             (
                 4,
                 "6a8646b116de179271bed1e5f51f26685c57a5a57a5a0876ccc3e304e2aa16dd",
+            ),
+            (
+                5,
+                "d6436a04d71ca215f280dbaea867b74bfc48f527791293244b94fcc40ba95b06",
             ),
         ];
         assert_eq!(

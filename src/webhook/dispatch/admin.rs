@@ -99,6 +99,22 @@ impl Dispatcher {
     /// # }).unwrap();
     /// ```
     pub async fn create_endpoint(&self, actor: &Actor, config: EndpointConfig) -> Result<Endpoint> {
+        let result = self.create_endpoint_unaudited(actor, config).await;
+        self.audit_admin(
+            "webhook_endpoint.created",
+            actor,
+            result.as_ref().ok().map(|e| &e.id),
+            &result,
+        )
+        .await;
+        result
+    }
+
+    async fn create_endpoint_unaudited(
+        &self,
+        actor: &Actor,
+        config: EndpointConfig,
+    ) -> Result<Endpoint> {
         actor.require_admin("create a webhook endpoint")?;
         let url = validate::url(&config.url, &self.inner.options)?;
         let event_types = validate::event_types(config.event_types)?;
@@ -150,6 +166,18 @@ impl Dispatcher {
     /// # }).unwrap();
     /// ```
     pub async fn update_endpoint(
+        &self,
+        actor: &Actor,
+        id: &EndpointId,
+        update: EndpointUpdate,
+    ) -> Result<Endpoint> {
+        let result = self.update_endpoint_unaudited(actor, id, update).await;
+        self.audit_admin("webhook_endpoint.updated", actor, Some(id), &result)
+            .await;
+        result
+    }
+
+    async fn update_endpoint_unaudited(
         &self,
         actor: &Actor,
         id: &EndpointId,
@@ -214,6 +242,18 @@ impl Dispatcher {
         id: &EndpointId,
         new: Option<WebhookSecret>,
     ) -> Result<Endpoint> {
+        let result = self.rotate_secret_unaudited(actor, id, new).await;
+        self.audit_admin("webhook_endpoint.secret_rotated", actor, Some(id), &result)
+            .await;
+        result
+    }
+
+    async fn rotate_secret_unaudited(
+        &self,
+        actor: &Actor,
+        id: &EndpointId,
+        new: Option<WebhookSecret>,
+    ) -> Result<Endpoint> {
         actor.require_admin("rotate a webhook secret")?;
         let mut stored = self.stored(id).await?;
         let mut secrets = self.open_secrets(&stored).await?;
@@ -263,6 +303,13 @@ impl Dispatcher {
     /// # }).unwrap();
     /// ```
     pub async fn delete_endpoint(&self, actor: &Actor, id: &EndpointId) -> Result<bool> {
+        let result = self.delete_endpoint_unaudited(actor, id).await;
+        self.audit_admin("webhook_endpoint.deleted", actor, Some(id), &result)
+            .await;
+        result
+    }
+
+    async fn delete_endpoint_unaudited(&self, actor: &Actor, id: &EndpointId) -> Result<bool> {
         actor.require_admin("delete a webhook endpoint")?;
         let existed = self.inner.store.delete_webhook_endpoint(id).await?;
         let (owner, _) = vault_location(id)?;
@@ -289,8 +336,16 @@ impl Dispatcher {
     /// # }).unwrap();
     /// ```
     pub async fn get_endpoint(&self, actor: &Actor, id: &EndpointId) -> Result<Endpoint> {
-        let stored = self.stored(id).await?;
-        self.view(stored, actor.is_admin()).await
+        let result = match self.stored(id).await {
+            Ok(stored) => self.view(stored, actor.is_admin()).await,
+            Err(e) => Err(e),
+        };
+        if actor.is_admin() {
+            // An admin's read returns the signing secrets.
+            self.audit_admin("webhook_endpoint.secret_read", actor, Some(id), &result)
+                .await;
+        }
+        result
     }
 
     /// Every endpoint, without secrets (use

@@ -2,6 +2,7 @@
 
 mod admin;
 mod attempt;
+mod audit;
 #[cfg(feature = "reqwest")]
 mod client;
 mod endpoint;
@@ -146,6 +147,7 @@ struct Inner {
     limiter: Mutex<HashMap<EndpointId, attempt::Bucket>>,
     instance: String,
     workers: AtomicU64,
+    audit: Option<crate::audit::AuditLog>,
 }
 
 impl fmt::Debug for Dispatcher {
@@ -220,6 +222,7 @@ pub struct DispatcherBuilder {
     http: Option<Arc<dyn HttpClient>>,
     clock: Arc<dyn Clock>,
     options: DispatcherOptions,
+    audit: bool,
 }
 
 impl fmt::Debug for DispatcherBuilder {
@@ -270,6 +273,23 @@ impl DispatcherBuilder {
         self
     }
 
+    /// Whether endpoint administration (create, change, rotate, delete,
+    /// an admin's read of the secrets) writes the [audit log](crate::audit)
+    /// in the same store, keyed from the same keyring (default: on).
+    ///
+    /// ```
+    /// use consentry::{store::MemoryStore, vault::Keyring, webhook::Dispatcher};
+    /// let d = Dispatcher::builder().store(MemoryStore::new()).keyring(Keyring::generate()?)
+    /// #     .http(consentry::http::from_fn(|_r| async { Err(consentry::http::HttpError::from_kind(consentry::http::HttpErrorKind::Connect)) }))
+    ///     .audit(false).build()?;
+    /// assert!(d.audit().is_none());
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
+    pub fn audit(mut self, enabled: bool) -> Self {
+        self.audit = enabled;
+        self
+    }
+
     /// Builds the dispatcher.
     ///
     /// # Errors
@@ -289,8 +309,16 @@ impl DispatcherBuilder {
             Some(http) => http,
             None => default_client(&self.options)?,
         };
+        let audit = self.audit.then(|| {
+            crate::audit::AuditLog::build(
+                Arc::clone(&store) as Arc<dyn crate::store::AuditStore>,
+                crate::audit::KeySource::Vault(vault.clone()),
+                Arc::clone(&self.clock),
+            )
+        });
         Ok(Dispatcher {
             inner: Arc::new(Inner {
+                audit,
                 store,
                 vault,
                 http,
@@ -341,7 +369,26 @@ impl Dispatcher {
             http: None,
             clock: Arc::new(SystemClock),
             options: DispatcherOptions::default(),
+            audit: true,
         }
+    }
+
+    /// The audit log of endpoint administration, unless turned off.
+    ///
+    /// ```
+    /// # use consentry::{store::MemoryStore, vault::Keyring};
+    /// # use consentry::webhook::{Actor, Dispatcher, EndpointConfig};
+    /// use consentry::audit::AuditQuery;
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # let d = Dispatcher::builder().store(MemoryStore::new()).keyring(Keyring::generate()?).http(consentry::http::from_fn(|_r| async { Err(consentry::http::HttpError::from_kind(consentry::http::HttpErrorKind::Connect)) })).build()?;
+    /// d.create_endpoint(&Actor::admin("alice"), EndpointConfig::new("https://hooks.example.com/in")).await?;
+    /// let page = d.audit().unwrap().query(&AuditQuery::default().action("webhook_endpoint.created")).await?;
+    /// assert_eq!(page.entries.len(), 1);
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn audit(&self) -> Option<&crate::audit::AuditLog> {
+        self.inner.audit.as_ref()
     }
 
     /// The options in effect.

@@ -1,0 +1,227 @@
+//! Batched, ordered appends: callers queue entries and return; one writer
+//! at a time (a spawned task) links them into the chain and writes them in
+//! batches, each with the new head in one transaction, retrying a bounded
+//! number of times when another process moved the head.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::SystemTime;
+
+use tokio::sync::Notify;
+
+use super::chain::{GENESIS, Keys};
+use super::context::RequestContext;
+use super::event::AuditEvent;
+use super::keys::KeySource;
+use crate::clock::Clock;
+use crate::error::{Error, Result};
+use crate::store::{AuditHead, AuditStore, StoredAuditEntry};
+
+/// The most entries written in one transaction.
+const BATCH: usize = 512;
+/// Queued entries past which `record` waits for the writer (back-pressure,
+/// never loss).
+pub(crate) const MAX_QUEUED: usize = 16 * 1024;
+/// How often a batch is re-linked when another writer moved the head.
+const MAX_CONFLICTS: usize = 32;
+
+pub(crate) struct Appender {
+    pub(crate) store: Arc<dyn AuditStore>,
+    pub(crate) keys: KeySource,
+    pub(crate) clock: Arc<dyn Clock>,
+    state: Mutex<State>,
+    progress: Notify,
+}
+
+#[derive(Default)]
+struct State {
+    queue: VecDeque<(AuditEvent, SystemTime)>,
+    /// Tickets handed out (one per queued entry).
+    queued: u64,
+    /// Tickets written.
+    written: u64,
+    writing: bool,
+    /// The head this process wrote last (saves a read per batch).
+    head: Option<(u64, Vec<u8>)>,
+    /// The last write error, until a write succeeds.
+    error: Option<String>,
+}
+
+impl Appender {
+    pub(crate) fn new(store: Arc<dyn AuditStore>, keys: KeySource, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            store,
+            keys,
+            clock,
+            state: Mutex::new(State::default()),
+            progress: Notify::new(),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queues `event` and makes sure a writer runs; returns its ticket.
+    pub(crate) async fn push(self: &Arc<Self>, mut event: AuditEvent) -> Result<u64> {
+        let at = self.clock.now();
+        // The writer runs on another task: take the caller's context now.
+        if event.context.is_none() {
+            event.context = RequestContext::current();
+        }
+        let (ticket, start, full) = {
+            let mut s = self.state();
+            s.queue.push_back((event, at));
+            s.queued += 1;
+            let start = !s.writing;
+            s.writing = true;
+            (s.queued, start, s.queue.len() > MAX_QUEUED)
+        };
+        if start {
+            self.start_writer().await;
+        }
+        if full {
+            self.wait_for(ticket).await?;
+        }
+        Ok(ticket)
+    }
+
+    /// Runs the writer on its own task when there is a Tokio runtime,
+    /// otherwise right here.
+    async fn start_writer(self: &Arc<Self>) {
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                let me = Arc::clone(self);
+                drop(handle.spawn(async move { me.drain().await }));
+            }
+            Err(_) => self.drain().await,
+        }
+    }
+
+    /// Writes until the queue is empty or a write fails.
+    async fn drain(&self) {
+        loop {
+            let (batch, head) = {
+                let mut s = self.state();
+                if s.queue.is_empty() {
+                    s.writing = false;
+                    drop(s);
+                    self.progress.notify_waiters();
+                    return;
+                }
+                let n = s.queue.len().min(BATCH);
+                (s.queue.drain(..n).collect::<Vec<_>>(), s.head.clone())
+            };
+            let result = self.write(&batch, head).await;
+            let mut s = self.state();
+            match result {
+                Ok(new_head) => {
+                    s.written += batch.len() as u64;
+                    s.head = Some(new_head);
+                    s.error = None;
+                }
+                Err(e) => {
+                    for item in batch.into_iter().rev() {
+                        s.queue.push_front(item);
+                    }
+                    s.head = None;
+                    s.error = Some(e.to_string());
+                    s.writing = false;
+                    drop(s);
+                    self.progress.notify_waiters();
+                    return;
+                }
+            }
+            drop(s);
+            self.progress.notify_waiters();
+        }
+    }
+
+    /// Links `batch` after the head and appends it; re-reads the head and
+    /// tries again when another writer got there first.
+    async fn write(
+        &self,
+        batch: &[(AuditEvent, SystemTime)],
+        mut head: Option<(u64, Vec<u8>)>,
+    ) -> Result<(u64, Vec<u8>)> {
+        let keyring = self.keys.keyring();
+        for _ in 0..MAX_CONFLICTS {
+            let (seq, prev) = match head.take() {
+                Some(h) => h,
+                None => self
+                    .store
+                    .audit_head()
+                    .await?
+                    .map_or((0, GENESIS.to_vec()), |h| (h.seq, h.hash)),
+            };
+            let mut keys = Keys::new(&keyring);
+            let key_id = keys.primary().as_str().to_owned();
+            let mut entries: Vec<StoredAuditEntry> = Vec::with_capacity(batch.len());
+            let mut last = prev;
+            for (i, (event, at)) in batch.iter().enumerate() {
+                let mut e = event.clone().into_stored(*at);
+                e.seq = seq + 1 + i as u64;
+                e.key_id.clone_from(&key_id);
+                e.prev_hash = last;
+                e.hash = keys.entry(&e)?.to_vec();
+                last = e.hash.clone();
+                entries.push(e);
+            }
+            let new_seq = seq + batch.len() as u64;
+            let mac = keys.head(&key_id, new_seq, &last)?.to_vec();
+            let new_head = AuditHead::new(new_seq, last.clone(), key_id, mac);
+            if self
+                .store
+                .append_audit_entries(seq, entries, new_head)
+                .await?
+            {
+                return Ok((new_seq, last));
+            }
+        }
+        Err(Error::Conflict {
+            what: "audit log head",
+            expected: 0,
+            found: 0,
+        })
+    }
+
+    /// Waits until every entry queued before this call is written; writes
+    /// them itself if no writer is running (after a failed write).
+    pub(crate) async fn flush(&self) -> Result<()> {
+        let target = self.state().queued;
+        self.wait_for(target).await
+    }
+
+    pub(crate) async fn wait_for(&self, ticket: u64) -> Result<()> {
+        let mut retried = false;
+        loop {
+            let notified = self.progress.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let run_here = {
+                let mut s = self.state();
+                if s.written >= ticket {
+                    return Ok(());
+                }
+                if s.writing {
+                    false
+                } else if retried {
+                    let reason = s.error.clone().unwrap_or_else(|| "unknown".to_owned());
+                    return Err(Error::Storage {
+                        message: format!("the audit log could not be written: {reason}"),
+                        source: None,
+                    });
+                } else {
+                    s.writing = true;
+                    true
+                }
+            };
+            if run_here {
+                retried = true;
+                self.drain().await;
+            } else {
+                notified.await;
+            }
+        }
+    }
+}
