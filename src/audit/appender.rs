@@ -30,7 +30,7 @@ pub(crate) struct Appender {
     pub(crate) keys: KeySource,
     pub(crate) clock: Arc<dyn Clock>,
     state: Mutex<State>,
-    progress: Notify,
+    progress: Arc<Notify>,
 }
 
 #[derive(Default)]
@@ -54,7 +54,7 @@ impl Appender {
             keys,
             clock,
             state: Mutex::new(State::default()),
-            progress: Notify::new(),
+            progress: Arc::new(Notify::new()),
         }
     }
 
@@ -92,47 +92,60 @@ impl Appender {
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => {
                 let me = Arc::clone(self);
-                drop(handle.spawn(async move { me.drain().await }));
+                drop(handle.spawn(async move {
+                    me.drain().await;
+                    // Let go of the store before telling the waiters, so a
+                    // host that flushes, drops the log and closes its store
+                    // really holds the last handle.
+                    let progress = Arc::clone(&me.progress);
+                    drop(me);
+                    progress.notify_waiters();
+                }));
             }
-            Err(_) => self.drain().await,
+            Err(_) => {
+                self.drain().await;
+                self.progress.notify_waiters();
+            }
         }
     }
 
-    /// Writes until the queue is empty or a write fails.
+    /// Writes until the queue is empty or a write fails, then clears
+    /// `writing` (the caller notifies the waiters).
     async fn drain(&self) {
         loop {
             let (batch, head) = {
                 let mut s = self.state();
                 if s.queue.is_empty() {
                     s.writing = false;
-                    drop(s);
-                    self.progress.notify_waiters();
                     return;
                 }
                 let n = s.queue.len().min(BATCH);
                 (s.queue.drain(..n).collect::<Vec<_>>(), s.head.clone())
             };
             let result = self.write(&batch, head).await;
-            let mut s = self.state();
-            match result {
-                Ok(new_head) => {
-                    s.written += batch.len() as u64;
-                    s.head = Some(new_head);
-                    s.error = None;
-                }
-                Err(e) => {
-                    for item in batch.into_iter().rev() {
-                        s.queue.push_front(item);
+            {
+                let mut s = self.state();
+                match result {
+                    Ok(new_head) => {
+                        s.written += batch.len() as u64;
+                        s.head = Some(new_head);
+                        s.error = None;
+                        if s.queue.is_empty() {
+                            s.writing = false;
+                            return;
+                        }
                     }
-                    s.head = None;
-                    s.error = Some(e.to_string());
-                    s.writing = false;
-                    drop(s);
-                    self.progress.notify_waiters();
-                    return;
+                    Err(e) => {
+                        for item in batch.into_iter().rev() {
+                            s.queue.push_front(item);
+                        }
+                        s.head = None;
+                        s.error = Some(e.to_string());
+                        s.writing = false;
+                        return;
+                    }
                 }
             }
-            drop(s);
             self.progress.notify_waiters();
         }
     }
@@ -144,7 +157,7 @@ impl Appender {
         batch: &[(AuditEvent, SystemTime)],
         mut head: Option<(u64, Vec<u8>)>,
     ) -> Result<(u64, Vec<u8>)> {
-        let keyring = self.keys.keyring();
+        let keyring = self.keys.resolve().await?;
         for _ in 0..MAX_CONFLICTS {
             let (seq, prev) = match head.take() {
                 Some(h) => h,
@@ -155,7 +168,7 @@ impl Appender {
                     .map_or((0, GENESIS.to_vec()), |h| (h.seq, h.hash)),
             };
             let mut keys = Keys::new(&keyring);
-            let key_id = keys.primary().as_str().to_owned();
+            let key_id = keys.primary().to_owned();
             let mut entries: Vec<StoredAuditEntry> = Vec::with_capacity(batch.len());
             let mut last = prev;
             for (i, (event, at)) in batch.iter().enumerate() {
@@ -219,6 +232,7 @@ impl Appender {
             if run_here {
                 retried = true;
                 self.drain().await;
+                self.progress.notify_waiters();
             } else {
                 notified.await;
             }

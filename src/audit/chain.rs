@@ -9,13 +9,11 @@ use std::fmt;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
+use super::keys::Resolved;
 use crate::error::{Error, Result};
 use crate::secret::constant_time_eq;
 use crate::store::{AuditCheckpoint, AuditHead, StoredAuditEntry};
-use crate::vault::{KeyId, Keyring};
 
-/// The label of the keyring subkey that keys the chain.
-const LABEL: &[u8] = b"consentry/audit-chain/v1";
 /// The `prev_hash` of the very first entry.
 pub(crate) const GENESIS: [u8; 32] = [0; 32];
 
@@ -52,40 +50,31 @@ impl fmt::Display for ChainFault {
     }
 }
 
-/// Pre-keyed MACs per key id, derived on first use.
+/// Pre-keyed MACs per key id, made on first use.
 pub(crate) struct Keys<'a> {
-    keyring: &'a Keyring,
+    resolved: &'a Resolved,
     macs: HashMap<String, Hmac<Sha256>>,
 }
 
 impl<'a> Keys<'a> {
-    pub(crate) fn new(keyring: &'a Keyring) -> Self {
+    pub(crate) fn new(resolved: &'a Resolved) -> Self {
         Self {
-            keyring,
+            resolved,
             macs: HashMap::new(),
         }
     }
 
-    pub(crate) fn primary(&self) -> &'a KeyId {
-        self.keyring.primary()
+    pub(crate) fn primary(&self) -> &'a str {
+        self.resolved.primary()
     }
 
     fn mac(&mut self, key_id: &str) -> Result<Hmac<Sha256>> {
         if let Some(m) = self.macs.get(key_id) {
             return Ok(m.clone());
         }
-        let key = self
-            .keyring
-            .derive(key_id, LABEL)
-            .ok_or_else(|| match KeyId::new(key_id) {
-                Ok(key_id) => Error::KeyNotFound { key_id },
-                Err(_) => Error::storage(
-                    "a stored audit key id is invalid",
-                    Error::Internal("key id"),
-                ),
-            })?;
+        let key = self.resolved.key(key_id)?;
         let mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key.as_ref())
-            .map_err(|_| Error::Internal("an HMAC key of 32 bytes was refused"))?;
+            .map_err(|_| Error::Internal("an HMAC key was refused"))?;
         self.macs.insert(key_id.to_owned(), mac.clone());
         Ok(mac)
     }
@@ -156,7 +145,7 @@ pub(crate) struct Walk<'a> {
 
 impl<'a> Walk<'a> {
     pub(crate) fn start(
-        keyring: &'a Keyring,
+        keyring: &'a Resolved,
         checkpoint: Option<&AuditCheckpoint>,
     ) -> Result<Self> {
         let mut keys = Keys::new(keyring);

@@ -24,10 +24,15 @@
 //! - Details never hold a secret: consentry's own entries carry ids,
 //!   purposes, scopes and counts, never tokens or keys.
 //!
-//! MAC keys come from the keyring by key id (recorded in each entry). Keep
-//! a retired key in the keyring as long as entries MAC'ed under it remain,
-//! or purge them first: [`AuditLog::verify`] reports a missing key as
-//! [`Error::KeyNotFound`](crate::Error::KeyNotFound).
+//! The MAC key: a log made with [`AuditLog::for_vault`] (as `Integrations`
+//! and the webhook `Dispatcher` make theirs) keeps one random MAC key
+//! sealed in the vault, under the reserved user `.consentry/audit-log`;
+//! `rewrap` moves it to a new primary key like any data key, so rotating
+//! the keyring and retiring old keys never strands old entries. A log made
+//! with [`AuditLog::new`] derives its MAC keys from the keyring's keys by
+//! key id (recorded in each entry): keep a key in that keyring while
+//! entries MAC'ed under it remain, or purge them first; [`AuditLog::verify`]
+//! reports a missing key as [`Error::KeyNotFound`](crate::Error::KeyNotFound).
 //!
 //! ```
 //! use consentry::UserId;
@@ -306,7 +311,7 @@ impl AuditLog {
     pub fn for_vault(store: impl AuditStore, vault: &Vault) -> Self {
         Self::build(
             Arc::new(store),
-            KeySource::Vault(vault.clone()),
+            KeySource::vault(vault.clone()),
             Arc::new(SystemClock),
         )
     }
@@ -477,7 +482,7 @@ impl AuditLog {
     /// ```
     pub async fn verify(&self) -> Result<ChainReport> {
         let store = &self.inner.store;
-        let keyring = self.inner.keys.keyring();
+        let keyring = self.inner.keys.resolve().await?;
         let checkpoint = store.audit_checkpoint().await?;
         let mut walk = Walk::start(&keyring, checkpoint.as_ref())?;
         loop {
@@ -584,7 +589,7 @@ impl AuditLog {
                 checkpoint: floor,
             });
         };
-        let keyring = self.inner.keys.keyring();
+        let keyring = self.inner.keys.resolve().await?;
         let mut keys = Keys::new(&keyring);
         let purged_before = old.map_or(0, |c| c.purged);
         let mut checkpoint = AuditCheckpoint::new(
@@ -592,7 +597,7 @@ impl AuditLog {
             last.hash.clone(),
             purged_before + (last.seq - floor),
             crate::clock::from_unix_millis(crate::clock::unix_millis(self.inner.clock.now())),
-            keys.primary().as_str(),
+            keys.primary(),
             Vec::new(),
         );
         checkpoint.mac = keys.checkpoint(&checkpoint)?.to_vec();

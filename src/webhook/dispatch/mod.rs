@@ -312,7 +312,7 @@ impl DispatcherBuilder {
         let audit = self.audit.then(|| {
             crate::audit::AuditLog::build(
                 Arc::clone(&store) as Arc<dyn crate::store::AuditStore>,
-                crate::audit::KeySource::Vault(vault.clone()),
+                crate::audit::KeySource::vault(vault.clone()),
                 Arc::clone(&self.clock),
             )
         });
