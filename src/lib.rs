@@ -14,7 +14,8 @@
 //! (streams and actions, a rate-limit-aware sync runtime, purpose-bound
 //! records with an access log, transparency reports, export and erasure;
 //! Google Calendar, Spotify and Goodreads connectors), webhook signing and
-//! verification, and the outbound webhook dispatcher.
+//! verification, the outbound webhook dispatcher, and a tamper-evident
+//! audit log of every sensitive operation.
 //!
 //! ## The vault in one example
 //!
@@ -64,6 +65,8 @@
 //!   guard, SSRF address checks, and the outbound
 //!   [`Dispatcher`](webhook::Dispatcher) (admin-managed endpoints with
 //!   sealed secrets, durable outbox, Svix's retry schedule, leased workers).
+//! - [`audit`]: the hash-chained, tamper-evident audit log of every
+//!   sensitive operation, with request context, queries and retention.
 //! - [`store`]: the storage traits, [`store::MemoryStore`], `store::SqliteStore`
 //!   (feature `sqlite`), and the public conformance suite (feature `conformance`).
 //! - [`ids`], [`secret`], [`clock`], [`error`]: the vocabulary everything else uses.

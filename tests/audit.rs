@@ -26,7 +26,7 @@ fn event(n: u64) -> AuditEvent {
         .unwrap()
         .subject(&u)
         .resource(format!("connection:c{n}"))
-        .outcome(if n % 4 == 0 {
+        .outcome(if n.is_multiple_of(4) {
             Outcome::Denied
         } else {
             Outcome::Success

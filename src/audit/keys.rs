@@ -24,19 +24,22 @@ const LABEL: &[u8] = b"consentry/audit-chain/v1";
 /// The key id recorded in entries MAC'ed with the vault-held key.
 pub(crate) const VAULT_KEY_ID: &str = "vault-audit-1";
 
+/// A MAC key shared by the batches and verifications of one log.
+type SharedKey = Arc<Zeroizing<Vec<u8>>>;
+
 #[derive(Clone)]
 pub(crate) enum KeySource {
     Fixed(Arc<Keyring>),
     Vault {
         vault: Vault,
-        cached: Arc<Mutex<Option<Arc<Zeroizing<Vec<u8>>>>>>,
+        cached: Arc<Mutex<Option<SharedKey>>>,
     },
 }
 
 /// Keys resolved for one batch or one verification.
 pub(crate) enum Resolved {
     Keyring(Arc<Keyring>),
-    Single(Arc<Zeroizing<Vec<u8>>>),
+    Single(SharedKey),
 }
 
 impl Resolved {
