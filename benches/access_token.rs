@@ -3,8 +3,8 @@
 //!
 //! - `access_token/floor/vault_get_int_pk(read+xchacha_decrypt_200B)`:
 //!   prepared rusqlite point read of a 300-byte blob by INTEGER primary key
-//!   + one XChaCha20-Poly1305 decryption of 200 bytes (the vault-get floor
-//!   of issue 2).
+//!   and one XChaCha20-Poly1305 decryption of 200 bytes (the vault-get
+//!   floor of issue 2).
 //! - `access_token/access_token/valid_sqlite_current_thread_rt` and
 //!   `access_token/access_token/valid_sqlite_multi_thread_rt`: a valid,
 //!   consented token on `SqliteStore` (one store read of connection +
