@@ -1,16 +1,22 @@
 //! `Integrations::access_token` against its floors, in the same run.
+//! Criterion ids (group/function):
 //!
-//! - `floor/vault_get_int_pk`: prepared rusqlite point read of a 300-byte
-//!   blob by INTEGER primary key + one XChaCha20-Poly1305 decryption of 200
-//!   bytes (the vault-get floor of issue 2).
-//! - `access_token/valid_sqlite`: a valid, consented token on `SqliteStore`
-//!   (one store read of connection + consent + credential, one decryption).
+//! - `access_token/floor/vault_get_int_pk(read+xchacha_decrypt_200B)`:
+//!   prepared rusqlite point read of a 300-byte blob by INTEGER primary key
+//!   and one XChaCha20-Poly1305 decryption of 200 bytes (the vault-get
+//!   floor of issue 2).
+//! - `access_token/access_token/valid_sqlite_current_thread_rt` and
+//!   `access_token/access_token/valid_sqlite_multi_thread_rt`: a valid,
+//!   consented token on `SqliteStore` (one store read of connection +
+//!   consent + credential, one decryption), on a current-thread and on a
+//!   2-worker tokio runtime. The `_spin0` variants do the same on a store
+//!   opened with `SqliteOptions::spin(Duration::ZERO)` (caller and SQLite
+//!   worker park at once instead of polling for each other first).
 //! - `refresh/loopback_round_trip`: one GET to the same loopback server.
 //! - `refresh/single_caller`: one caller, expired token: a refresh grant
 //!   against a loopback token endpoint plus the store write.
 //! - `refresh/1000_callers`: 1,000 concurrent callers on an expired token;
-//!   the endpoint must see exactly one refresh per batch.
-//!
+//!   the endpoint must see exactly one refresh per batch (asserted).
 //! - `refresh/1000_callers_valid_token` and `refresh/1000_noop_tasks`: the
 //!   same 1,000 spawned callers with nothing to refresh, and doing nothing,
 //!   to separate coordination cost from the refresh.
@@ -28,7 +34,7 @@ use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use consentry::clock::ManualClock;
 use consentry::connector::{AccountSource, ClientAuth, OAuth2Connector};
 use consentry::http::ReqwestClient;
-use consentry::store::SqliteStore;
+use consentry::store::{SqliteOptions, SqliteStore};
 use consentry::url::Url;
 use consentry::vault::Keyring;
 use consentry::{ConnectionId, Integrations, Purpose, UserId};
@@ -98,6 +104,60 @@ async fn token_server(refreshes: Arc<AtomicU64>) -> u16 {
     port
 }
 
+/// An `Integrations` over a fresh SQLite file at `path`, with one
+/// connection (through the loopback token endpoint) and consent for
+/// `purpose`.
+async fn connected(
+    path: std::path::PathBuf,
+    options: SqliteOptions,
+    port: u16,
+    clock: &ManualClock,
+    user: &UserId,
+    purpose: &Purpose,
+) -> (Integrations, ConnectionId) {
+    let base = format!("http://127.0.0.1:{port}");
+    let connector = OAuth2Connector::builder("loopback".parse().unwrap())
+        .authorization_url(Url::parse(&format!("{base}/authorize")).unwrap())
+        .token_url(Url::parse(&format!("{base}/token")).unwrap())
+        .client_id("bench")
+        .client_auth(ClientAuth::None)
+        .account(AccountSource::userinfo(
+            Url::parse(&format!("{base}/userinfo")).unwrap(),
+        ))
+        .build()
+        .unwrap();
+    let integrations = Integrations::builder()
+        .store(SqliteStore::open_with(path, options).await.unwrap())
+        .keyring(Keyring::generate().unwrap())
+        .http(ReqwestClient::new().unwrap())
+        .connector(connector)
+        .redirect_uri(Url::parse("http://127.0.0.1/cb").unwrap())
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let start = integrations
+        .begin_connect(user, &"loopback".parse().unwrap(), &[])
+        .await
+        .unwrap();
+    let state = start
+        .authorize_url
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    let callback = Url::parse(&format!("http://127.0.0.1/cb?code=c&state={state}")).unwrap();
+    let c = integrations
+        .complete_connect(user, &callback)
+        .await
+        .unwrap();
+    integrations
+        .grant_consent(user, &c.id, purpose)
+        .await
+        .unwrap();
+    (integrations, c.id)
+}
+
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -114,54 +174,25 @@ fn bench(c: &mut Criterion) {
     let purpose = Purpose::new("bench").unwrap();
     let user = UserId::new("bench-user").unwrap();
 
-    let (integrations, connection, port): (Integrations, ConnectionId, u16) = rt.block_on(async {
-        let port = token_server(refreshes.clone()).await;
-        let base = format!("http://127.0.0.1:{port}");
-        let connector = OAuth2Connector::builder("loopback".parse().unwrap())
-            .authorization_url(Url::parse(&format!("{base}/authorize")).unwrap())
-            .token_url(Url::parse(&format!("{base}/token")).unwrap())
-            .client_id("bench")
-            .client_auth(ClientAuth::None)
-            .account(AccountSource::userinfo(
-                Url::parse(&format!("{base}/userinfo")).unwrap(),
-            ))
-            .build()
-            .unwrap();
-        let integrations = Integrations::builder()
-            .store(
-                SqliteStore::open(dir.path().join("bench.db"))
-                    .await
-                    .unwrap(),
-            )
-            .keyring(Keyring::generate().unwrap())
-            .http(ReqwestClient::new().unwrap())
-            .connector(connector)
-            .redirect_uri(Url::parse("http://127.0.0.1/cb").unwrap())
-            .clock(clock.clone())
-            .build()
-            .unwrap();
-        let start = integrations
-            .begin_connect(&user, &"loopback".parse().unwrap(), &[])
-            .await
-            .unwrap();
-        let state = start
-            .authorize_url
-            .query_pairs()
-            .find(|(k, _)| k == "state")
-            .unwrap()
-            .1
-            .into_owned();
-        let callback = Url::parse(&format!("http://127.0.0.1/cb?code=c&state={state}")).unwrap();
-        let c = integrations
-            .complete_connect(&user, &callback)
-            .await
-            .unwrap();
-        integrations
-            .grant_consent(&user, &c.id, &purpose)
-            .await
-            .unwrap();
-        (integrations, c.id, port)
-    });
+    let port = rt.block_on(token_server(refreshes.clone()));
+    let (integrations, connection) = rt.block_on(connected(
+        dir.path().join("bench.db"),
+        SqliteOptions::default(),
+        port,
+        &clock,
+        &user,
+        &purpose,
+    ));
+    // The same on a store whose caller and worker do not poll for each
+    // other (`SqliteOptions::spin(ZERO)`): for the loaded-machine case.
+    let (integrations_nospin, connection_nospin) = rt.block_on(connected(
+        dir.path().join("bench-nospin.db"),
+        SqliteOptions::default().spin(Duration::ZERO),
+        port,
+        &clock,
+        &user,
+        &purpose,
+    ));
 
     // --- the floor: vault get on a bare table ----------------------------
     let floor = rusqlite::Connection::open(dir.path().join("floor.db")).unwrap();
@@ -222,6 +253,26 @@ fn bench(c: &mut Criterion) {
             black_box(
                 integrations
                     .access_token(&user, &connection, &purpose)
+                    .await
+                    .unwrap(),
+            )
+        })
+    });
+    g.bench_function("access_token/valid_sqlite_current_thread_rt_spin0", |b| {
+        b.to_async(&current).iter(|| async {
+            black_box(
+                integrations_nospin
+                    .access_token(&user, &connection_nospin, &purpose)
+                    .await
+                    .unwrap(),
+            )
+        })
+    });
+    g.bench_function("access_token/valid_sqlite_multi_thread_rt_spin0", |b| {
+        b.to_async(&rt).iter(|| async {
+            black_box(
+                integrations_nospin
+                    .access_token(&user, &connection_nospin, &purpose)
                     .await
                     .unwrap(),
             )

@@ -17,8 +17,11 @@
 //! Both record reads return owned rows whose drop is left out of the
 //! timing on both sides.
 //!
-//! Peak and sampled RSS are printed (`/proc/self/status`), sampled by the
-//! server at pages 100 and 1,000 of a sync.
+//! Memory: before the timed groups, two untimed consentry-only syncs, of
+//! 200 then 1,000 pages, print `VmRSS` sampled by the server at pages 100,
+//! 200, 500 and 1,000, and the peak (`VmHWM`) after each run: flat memory
+//! means the 1,000-page peak is no higher than the 200-page one. The peak
+//! after the timed groups is printed too.
 //!
 //! Run: `cargo bench --bench harvest`. Results go to docs/BENCHMARKS.md.
 #![allow(
@@ -32,6 +35,7 @@
 #[path = "../tests/support/http_server.rs"]
 mod http_server;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -60,41 +64,53 @@ fn rss_kib(field: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// Pre-built page bodies, so the server costs little.
-fn pages() -> Arc<Vec<Vec<u8>>> {
-    Arc::new(
-        (0..PAGES)
-            .map(|p| {
-                let items: Vec<serde_json::Value> = (0..PER_PAGE)
-                    .map(|i| {
-                        let n = p * PER_PAGE + i;
-                        serde_json::json!({"id": format!("rec-{n:07}"), "title": format!("Record number {n}"),
-                            "updated_at": "2026-01-01T00:00:00Z", "score": n % 97})
-                    })
-                    .collect();
-                let mut body = serde_json::json!({"items": items});
-                if p + 1 < PAGES {
-                    body["next"] = (p + 1).to_string().into();
-                }
-                serde_json::to_vec(&body).unwrap()
-            })
-            .collect(),
-    )
+/// The body of page `p`; `last` leaves out the next-page token.
+fn page_body(p: usize, last: bool) -> Vec<u8> {
+    let items: Vec<serde_json::Value> = (0..PER_PAGE)
+        .map(|i| {
+            let n = p * PER_PAGE + i;
+            serde_json::json!({"id": format!("rec-{n:07}"), "title": format!("Record number {n}"),
+                "updated_at": "2026-01-01T00:00:00Z", "score": n % 97})
+        })
+        .collect();
+    let mut body = serde_json::json!({"items": items});
+    if !last {
+        body["next"] = (p + 1).to_string().into();
+    }
+    serde_json::to_vec(&body).unwrap()
 }
 
-fn server(pages: Arc<Vec<Vec<u8>>>, rss: Arc<Mutex<Vec<(usize, u64)>>>) -> Server {
+/// Pre-built page bodies, so the server costs little.
+fn pages() -> Arc<Vec<Vec<u8>>> {
+    Arc::new((0..PAGES).map(|p| page_body(p, p + 1 == PAGES)).collect())
+}
+
+/// Serves `limit` pages (at most `PAGES`); samples `VmRSS` when a
+/// consentry client asks for pages 100, 200, 500 and 1,000.
+fn server(
+    pages: Arc<Vec<Vec<u8>>>,
+    limit: Arc<AtomicUsize>,
+    rss: Arc<Mutex<Vec<(usize, u64)>>>,
+) -> Server {
     Server::start_with(false, move |r| {
         let p: usize = r.q("page").map_or(0, |p| p.parse().unwrap_or(0));
+        let limit = limit.load(Ordering::SeqCst).min(PAGES);
         if r.header("user-agent")
             .is_some_and(|a| a.starts_with("consentry"))
-            && (p == 99 || p == PAGES - 1)
+            && [99, 199, 499, 999].contains(&p)
         {
             rss.lock().unwrap().push((p + 1, rss_kib("VmRSS:")));
         }
+        let p = p.min(limit - 1);
+        let body = if p + 1 == limit && limit < PAGES {
+            page_body(p, true)
+        } else {
+            pages[p].clone()
+        };
         Reply::Http {
             status: 200,
             headers: vec![("content-type".into(), "application/json".into())],
-            body: pages[p.min(PAGES - 1)].clone(),
+            body,
         }
     })
 }
@@ -232,7 +248,36 @@ fn bench(c: &mut Criterion) {
         .build()
         .unwrap();
     let rss: Arc<Mutex<Vec<(usize, u64)>>> = Arc::default();
-    let server = server(pages(), rss.clone());
+    let limit = Arc::new(AtomicUsize::new(PAGES));
+    let server = server(pages(), limit.clone(), rss.clone());
+
+    // Memory flatness, untimed and consentry only: 200 pages, then 1,000.
+    // VmHWM only grows, so a 1,000-page peak equal to the 200-page one
+    // means the extra 800 pages cost no memory.
+    for n in [200, PAGES] {
+        limit.store(n, Ordering::SeqCst);
+        rss.lock().unwrap().clear();
+        let report = rt.block_on(async {
+            let s = setup(&server).await;
+            s.integrations
+                .sync_now(
+                    &s.user,
+                    &s.conn,
+                    "items",
+                    &Purpose::new("matching").unwrap(),
+                )
+                .await
+                .unwrap()
+        });
+        assert_eq!(report.upserted as usize, n * PER_PAGE);
+        println!(
+            "memory, {n} pages: VmRSS samples (page, KiB) {:?}; peak VmHWM {} KiB",
+            rss.lock().unwrap(),
+            rss_kib("VmHWM:")
+        );
+    }
+    limit.store(PAGES, Ordering::SeqCst);
+    rss.lock().unwrap().clear();
     let url = server.url("/items");
     let client = reqwest::Client::new();
 
@@ -280,7 +325,7 @@ fn bench(c: &mut Criterion) {
     });
     g.finish();
     println!(
-        "RSS samples (page, KiB): {:?}; peak VmHWM {} KiB",
+        "after the timed syncs: VmRSS samples (page, KiB): {:?}; peak VmHWM {} KiB",
         rss.lock().unwrap(),
         rss_kib("VmHWM:")
     );

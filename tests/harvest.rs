@@ -12,12 +12,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD};
 use consentry::clock::{Clock, ManualClock, SystemClock};
 use consentry::connection::AccountInfo;
 use consentry::connector::{HttpStream, OAuth2Connector, Pagination, StreamSpec};
 use consentry::export::Format;
 use consentry::http::ReqwestClient;
-use consentry::secrecy::SecretString;
+use consentry::secrecy::{ExposeSecret, SecretString};
 use consentry::secret::ClientSecret;
 use consentry::store::{
     ConnectionWrite, CredentialStore, MemoryStore, RecordStore, SqliteStore, Store, SyncStatus,
@@ -819,7 +821,21 @@ async fn the_report_lists_every_read_and_exports_hold_no_secret() {
     let server = Server::start(move |r| a.handle(r));
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path().join("h.db")).await.unwrap());
+    // The keyring's own key material, in every text form it could leak in.
+    let keyring = Keyring::generate().unwrap().rotated().unwrap();
+    let exported = keyring.export().expose_secret().to_owned();
+    let mut key_markers = vec![exported.clone()];
+    for entry in exported.split(',') {
+        let (_, key) = entry.split_once(':').unwrap();
+        let raw = URL_SAFE_NO_PAD.decode(key).unwrap();
+        assert_eq!(raw.len(), 32);
+        key_markers.push(key.to_owned());
+        key_markers.push(STANDARD.encode(&raw));
+        key_markers.push(STANDARD_NO_PAD.encode(&raw));
+        key_markers.push(raw.iter().map(|b| format!("{b:02x}")).collect());
+    }
     let integrations = builder(store.clone(), Arc::new(SystemClock), fast())
+        .keyring(keyring)
         .connector(connector(
             &server,
             "acme",
@@ -896,6 +912,12 @@ async fn the_report_lists_every_read_and_exports_hold_no_secret() {
             assert!(
                 !text.contains(marker),
                 "{format:?} export contains {marker}"
+            );
+        }
+        for marker in &key_markers {
+            assert!(
+                !text.contains(marker.as_str()),
+                "{format:?} export contains key material"
             );
         }
         exports.push(text);
@@ -975,4 +997,297 @@ async fn the_report_lists_every_read_and_exports_hold_no_secret() {
         1,
         "only the user line is left"
     );
+}
+
+/// Syncs until a run reports `Ok` (at most 6 runs); returns the reports.
+async fn sync_until_caught_up(env: &Env, conn: &ConnectionId) -> Vec<consentry::sync::SyncReport> {
+    let mut reports = Vec::new();
+    loop {
+        let report = env
+            .integrations
+            .sync_now(&env.user, conn, "items", &p("matching"))
+            .await
+            .unwrap();
+        let done = report.status == SyncStatus::Ok;
+        reports.push(report);
+        if done {
+            return reports;
+        }
+        assert!(reports.len() < 6, "no end in sight: {reports:?}");
+    }
+}
+
+#[tokio::test]
+async fn runs_stopped_by_the_page_limit_or_the_time_budget_resume_from_the_cursor() {
+    let clock = ManualClock::new(UNIX_EPOCH + Duration::from_secs(1_800_000_000));
+    for (case, opts, tick) in [
+        ("page limit", fast().max_pages(2), Duration::ZERO),
+        // Each page takes 700 ms of the clock: a 1 s budget stops a run
+        // after its second page.
+        (
+            "time budget",
+            fast().run_budget(Duration::from_secs(1)),
+            Duration::from_millis(700),
+        ),
+    ] {
+        let api = Api::new(ITEMS);
+        let (a, c) = (api.clone(), clock.clone());
+        let server = Server::start(move |r| {
+            if r.path == "/items" {
+                c.advance(tick);
+            }
+            a.handle(r)
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(dir.path().join("h.db")).await.unwrap());
+        let integrations = builder(store.clone(), Arc::new(clock.clone()), opts)
+            .connector(connector(
+                &server,
+                "acme",
+                vec![items_stream("items", &["matching"])],
+            ))
+            .build()
+            .unwrap();
+        let env = Env {
+            integrations,
+            store,
+            user: UserId::new("kim").unwrap(),
+        };
+        let conn = connect(&env, "acme", "at-1").await;
+        env.integrations
+            .grant_consent(&env.user, &conn, &p("matching"))
+            .await
+            .unwrap();
+
+        let first = env
+            .integrations
+            .sync_now(&env.user, &conn, "items", &p("matching"))
+            .await
+            .unwrap();
+        assert_eq!(
+            (first.status, first.pages, first.upserted),
+            (SyncStatus::Partial, 2, 2 * PAGE as u64),
+            "{case}"
+        );
+        let state = env
+            .store
+            .get_sync_state(&env.user, &conn, "items")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(state.status, SyncStatus::Partial, "{case}");
+        assert!(state.cursor.is_some(), "{case}: the cursor was saved");
+        assert_eq!(
+            env.store
+                .user_records(&env.user, None, 10_000)
+                .await
+                .unwrap()
+                .len(),
+            2 * PAGE,
+            "{case}: the first run's pages are held"
+        );
+
+        let rest = sync_until_caught_up(&env, &conn).await;
+        let upserted: u64 = first.upserted + rest.iter().map(|r| r.upserted).sum::<u64>();
+        assert_eq!(upserted, ITEMS as u64, "{case}: {rest:?}");
+        // Every page was asked for exactly once, in order: the second run
+        // started at the saved cursor.
+        let tokens: Vec<Option<String>> = server
+            .requests()
+            .iter()
+            .filter(|r| r.path == "/items")
+            .map(|r| r.q("pageToken").map(str::to_owned))
+            .collect();
+        let want: Vec<Option<String>> = (0..ITEMS.div_ceil(PAGE))
+            .map(|n| (n > 0).then(|| (n * PAGE).to_string()))
+            .collect();
+        assert_eq!(tokens, want, "{case}");
+        let got = env
+            .integrations
+            .records(&env.user, &conn, "items", &p("matching"))
+            .await
+            .unwrap();
+        assert_eq!(
+            ids(&got),
+            expected_ids(ITEMS),
+            "{case}: exactly the provider's records"
+        );
+        let state = env
+            .store
+            .get_sync_state(&env.user, &conn, "items")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(state.status, SyncStatus::Ok, "{case}");
+    }
+}
+
+#[tokio::test]
+async fn a_503_with_retry_after_in_seconds_or_as_a_date_is_waited_out_then_succeeds() {
+    let api = Api::new(15);
+    let clock = ManualClock::new(UNIX_EPOCH + Duration::from_secs(1_800_000_000));
+    let seen: Arc<Mutex<Vec<SystemTime>>> = Arc::default();
+    let limited = Arc::new(AtomicUsize::new(0));
+    let (a, c, s, l) = (api.clone(), clock.clone(), seen.clone(), limited.clone());
+    let server = Server::start(move |r| {
+        if r.path != "/items" {
+            return a.handle(r);
+        }
+        let now = c.now();
+        s.lock().unwrap().push(now);
+        let n = s.lock().unwrap().len();
+        match n {
+            // The first page: 503 with `Retry-After: 3` (seconds).
+            1 => {
+                l.fetch_add(1, Ordering::SeqCst);
+                Reply::json(503, &serde_json::json!({"error": "busy"}))
+                    .with_header("retry-after", "3")
+            }
+            // The second page: 503 with an HTTP date 7 s ahead.
+            3 => {
+                l.fetch_add(1, Ordering::SeqCst);
+                let date = httpdate::fmt_http_date(now + Duration::from_secs(7));
+                Reply::json(503, &serde_json::json!({"error": "busy"}))
+                    .with_header("retry-after", &date)
+            }
+            _ => a.handle(r),
+        }
+    });
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let integrations = builder(store.clone(), Arc::new(clock.clone()), fast())
+        .connector(connector(
+            &server,
+            "acme",
+            vec![items_stream("items", &["matching"])],
+        ))
+        .build()
+        .unwrap();
+    let env = Env {
+        integrations,
+        store,
+        user: UserId::new("lena").unwrap(),
+    };
+    let conn = connect(&env, "acme", "at-1").await;
+    env.integrations
+        .grant_consent(&env.user, &conn, &p("matching"))
+        .await
+        .unwrap();
+    let report = env
+        .integrations
+        .sync_now(&env.user, &conn, "items", &p("matching"))
+        .await
+        .unwrap();
+    assert_eq!((report.status, report.upserted), (SyncStatus::Ok, 15));
+    assert_eq!(limited.load(Ordering::SeqCst), 2);
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 4, "each 503 retried once, after its wait");
+    let gap = |i: usize| seen[i].duration_since(seen[i - 1]).unwrap();
+    assert!(
+        gap(1) >= Duration::from_secs(3),
+        "seconds form: {:?}",
+        gap(1)
+    );
+    assert!(gap(3) >= Duration::from_secs(7), "date form: {:?}", gap(3));
+    // The run caught up: the stream's state is not degraded.
+    let state = env
+        .store
+        .get_sync_state(&env.user, &conn, "items")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(state.status, SyncStatus::Ok);
+}
+
+#[tokio::test]
+async fn a_403_after_a_forced_refresh_means_reauth_required_without_a_loop() {
+    let api = Api::new(ITEMS);
+    let forbidden = Arc::new(AtomicUsize::new(0));
+    let (a, f) = (api.clone(), forbidden.clone());
+    // The stored at-1 is refused with 401; the refreshed at-2 with 403 (the
+    // grant no longer covers the API).
+    let server = Server::start(move |r| {
+        if r.path == "/items" && r.bearer() == Some("at-2") {
+            f.fetch_add(1, Ordering::SeqCst);
+            return Reply::json(403, &serde_json::json!({"error": "insufficient_scope"}));
+        }
+        if r.path == "/items" {
+            a.unauthorized.fetch_add(1, Ordering::SeqCst);
+            return Reply::json(401, &serde_json::json!({"error": "invalid_token"}));
+        }
+        a.handle(r)
+    });
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let integrations = builder(store.clone(), Arc::new(SystemClock), fast())
+        .connector(connector(
+            &server,
+            "acme",
+            vec![items_stream("items", &["matching"])],
+        ))
+        .build()
+        .unwrap();
+    let env = Env {
+        integrations,
+        store,
+        user: UserId::new("max").unwrap(),
+    };
+    let conn = connect(&env, "acme", "at-1").await;
+    env.integrations
+        .grant_consent(&env.user, &conn, &p("matching"))
+        .await
+        .unwrap();
+    let mut events = env.integrations.subscribe();
+    let err = env
+        .integrations
+        .sync_now(&env.user, &conn, "items", &p("matching"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::ReauthRequired { connection } if *connection == conn),
+        "{err}"
+    );
+    assert_eq!(
+        api.refreshes.load(Ordering::SeqCst),
+        1,
+        "one forced refresh"
+    );
+    assert_eq!(
+        (
+            api.unauthorized.load(Ordering::SeqCst),
+            forbidden.load(Ordering::SeqCst)
+        ),
+        (1, 1),
+        "one 401, one retry answered 403, no more"
+    );
+    assert_eq!(server.count("/items"), 2);
+    let c = env.integrations.connection(&env.user, &conn).await.unwrap();
+    assert_eq!(c.status, ConnectionStatus::ReauthRequired);
+    let mut kinds = Vec::new();
+    while let Ok(e) = events.try_recv() {
+        kinds.push(e.kind);
+    }
+    assert!(
+        kinds.contains(&consentry::events::EventKind::ReauthRequired),
+        "{kinds:?}"
+    );
+    assert_eq!(
+        env.store
+            .user_records(&env.user, None, 10)
+            .await
+            .unwrap()
+            .len(),
+        0
+    );
+
+    // Later runs fail at once: no request, no refresh.
+    for _ in 0..3 {
+        let err = env
+            .integrations
+            .sync_now(&env.user, &conn, "items", &p("matching"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::ReauthRequired { .. }), "{err}");
+    }
+    assert_eq!(server.count("/items"), 2);
+    assert_eq!(api.refreshes.load(Ordering::SeqCst), 1);
 }

@@ -213,6 +213,13 @@ async fn code_flow_for_basic_post_and_public_clients() {
             .revoke_consent(&user, &c.id, &purpose())
             .await
             .unwrap();
+        let revoked = events.recv().await.unwrap();
+        assert_eq!(
+            (revoked.kind, &revoked.connection, revoked.purpose.as_ref()),
+            (EventKind::ConsentRevoked, &c.id, Some(&purpose())),
+            "consent.revoked"
+        );
+        assert_eq!(revoked.kind.as_str(), "consent.revoked");
         assert_eq!(
             s.integrations
                 .access_token(&user, &c.id, &purpose())
@@ -408,7 +415,16 @@ async fn disconnect_revokes_at_the_provider_and_deletes_everything() {
         .value;
     assert!(s.provider.is_active(&s.client, rt.expose_secret()).await);
 
+    let mut events = s.integrations.subscribe();
     let report = s.integrations.disconnect(&user, &c.id).await.unwrap();
+    let revoked = events.try_recv().unwrap();
+    assert_eq!(
+        (revoked.kind, &revoked.connection, &revoked.user),
+        (EventKind::Revoked, &c.id, &user),
+        "connection.revoked"
+    );
+    assert_eq!(revoked.kind.as_str(), "connection.revoked");
+    assert!(events.try_recv().is_err(), "one event for the disconnect");
     assert_eq!(report.refresh_token, Some(RevocationResult::Revoked));
     assert_eq!(report.access_token, Some(RevocationResult::Revoked));
     assert!(report.connection_deleted && !report.revocation_pending());
@@ -466,7 +482,14 @@ async fn disconnect_with_the_provider_down_deletes_locally_and_queues_the_revoca
     let c = connect(&s, &user, "ada").await;
     s.provider.stop().await;
 
+    let mut events = s.integrations.subscribe();
     let report = s.integrations.disconnect(&user, &c.id).await.unwrap();
+    let revoked = events.try_recv().unwrap();
+    assert_eq!(
+        (revoked.kind, &revoked.connection),
+        (EventKind::Revoked, &c.id),
+        "connection.revoked, with the revocation still pending"
+    );
     assert_eq!(report.refresh_token, Some(RevocationResult::Pending));
     assert_eq!(report.access_token, Some(RevocationResult::Pending));
     assert!(report.revocation_pending() && report.connection_deleted);

@@ -1,6 +1,9 @@
 //! Four processes sharing one SQLite file ask for an expired token at the
-//! same moment: the provider sees exactly one refresh, and every process
-//! gets a token the provider accepts.
+//! same moment: with the refresh lease (the default) the provider sees
+//! exactly one refresh, and every process gets a token the provider
+//! accepts. With `refresh_lease(None)` only compare-and-swap protects the
+//! stored tokens: several processes may call the provider, but exactly one
+//! refresh is stored and every process gets that one token.
 //!
 //! The test binary runs itself as the children (`child_token` is ignored in
 //! normal runs and started with `--ignored` and environment variables).
@@ -18,8 +21,8 @@ use consentry::connector::OAuth2Connector;
 use consentry::http::ReqwestClient;
 use consentry::secrecy::ExposeSecret;
 use consentry::secret::ClientSecret;
-use consentry::store::SqliteStore;
-use consentry::vault::Keyring;
+use consentry::store::{CredentialKey, CredentialStore, SqliteStore};
+use consentry::vault::{CredentialKind, Keyring};
 use consentry::{ConnectionId, ConnectorId, Integrations, Purpose, Scope, UserId};
 use sha2::{Digest, Sha256};
 use support::oidc::{OidcProvider, ProviderOptions, TestClient};
@@ -43,6 +46,7 @@ async fn integrations(
     keys: &str,
     issuer: &Url,
     redirect: &Url,
+    lease: bool,
 ) -> Integrations {
     let client = TestClient::basic();
     let http = ReqwestClient::new().unwrap();
@@ -60,15 +64,19 @@ async fn integrations(
     .default_scopes(["openid", "email", "offline_access"].map(|s| Scope::new(s).unwrap()))
     .build()
     .unwrap();
-    Integrations::builder()
+    let builder = Integrations::builder()
         .store(SqliteStore::open(db).await.unwrap())
         .keyring(Keyring::parse(keys).unwrap())
         .http(http)
         .connector(connector)
         .redirect_uri(redirect.clone())
-        .refresh_margin(Duration::ZERO)
-        .build()
-        .unwrap()
+        .refresh_margin(Duration::ZERO);
+    let builder = if lease {
+        builder
+    } else {
+        builder.refresh_lease(None)
+    };
+    builder.build().unwrap()
 }
 
 /// The child: waits for the start file, asks for the token once, prints the
@@ -81,7 +89,7 @@ async fn child_token() {
         .split('\n')
         .map(str::to_owned)
         .collect();
-    let [db, keys, issuer, redirect, user, connection, go] = &args[..] else {
+    let [db, keys, issuer, redirect, user, connection, go, lease] = &args[..] else {
         panic!("bad child arguments")
     };
     let i = integrations(
@@ -89,6 +97,7 @@ async fn child_token() {
         keys,
         &Url::parse(issuer).unwrap(),
         &Url::parse(redirect).unwrap(),
+        lease == "lease",
     )
     .await;
     let (user, connection) = (
@@ -110,9 +119,23 @@ async fn child_token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_processes_refresh_once() {
+    four_processes(true).await;
+}
+
+/// Compare-and-swap only. The provider does not rotate refresh tokens here:
+/// with rotation, two processes refreshing with the same token at once make
+/// the provider revoke the whole grant (reuse detection), which is what the
+/// lease exists to prevent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_processes_without_the_lease_store_exactly_one_refresh() {
+    four_processes(false).await;
+}
+
+async fn four_processes(lease: bool) {
     let provider = OidcProvider::start(
         ProviderOptions::default()
             .access_token_ttl(Duration::from_secs(2))
+            .rotate_refresh_tokens(lease)
             // Widen the race window: every token response takes 300 ms.
             .token_delay(Duration::from_millis(300)),
     )
@@ -124,7 +147,14 @@ async fn four_processes_refresh_once() {
         .export()
         .expose_secret()
         .to_owned();
-    let parent = integrations(&db, &keys, &provider.issuer(), &provider.redirect_uri()).await;
+    let parent = integrations(
+        &db,
+        &keys,
+        &provider.issuer(),
+        &provider.redirect_uri(),
+        lease,
+    )
+    .await;
     let user = UserId::in_tenant("acme", "ada").unwrap();
     let start = parent
         .begin_connect(&user, &"oidc".parse().unwrap(), &[])
@@ -138,6 +168,15 @@ async fn four_processes_refresh_once() {
         .unwrap();
     tokio::time::sleep(Duration::from_millis(2_100)).await; // expired for real
     provider.reset_stats().await;
+    let store = SqliteStore::open(&db).await.unwrap();
+    let version = |kind| {
+        let (store, key) = (
+            store.clone(),
+            CredentialKey::new(user.clone(), c.id.clone(), kind),
+        );
+        async move { store.get_credential(&key).await.unwrap().unwrap().version }
+    };
+    let access_before = version(CredentialKind::AccessToken).await;
 
     let go = dir.path().join("go");
     let args = [
@@ -148,6 +187,7 @@ async fn four_processes_refresh_once() {
         &user.to_string(),
         c.id.as_str(),
         go.to_str().unwrap(),
+        if lease { "lease" } else { "cas" },
     ]
     .join("\n");
     let mut children = Vec::new();
@@ -193,10 +233,28 @@ async fn four_processes_refresh_once() {
         hashes.push(hash);
     }
     let stats = provider.stats().await;
+    let at_provider = stats.refresh_successes();
+    println!(
+        "lease {lease}: {at_provider} refresh(es) at the provider, {} failed",
+        stats.refresh_failures()
+    );
+    if lease {
+        assert_eq!(
+            (at_provider, stats.refresh_failures()),
+            (1, 0),
+            "four processes, one refresh at the provider"
+        );
+    } else {
+        assert!(
+            (1..=4).contains(&at_provider) && stats.refresh_failures() == 0,
+            "{at_provider} refreshes, {} failed",
+            stats.refresh_failures()
+        );
+    }
     assert_eq!(
-        (stats.refresh_successes(), stats.refresh_failures()),
-        (1, 0),
-        "four processes, one refresh at the provider"
+        version(CredentialKind::AccessToken).await,
+        access_before.next(),
+        "exactly one refresh was stored"
     );
     hashes.dedup();
     assert_eq!(
@@ -214,5 +272,5 @@ async fn four_processes_refresh_once() {
             .is_success(),
         "the provider accepts it"
     );
-    assert_eq!(provider.stats().await.refresh_attempts(), 1);
+    assert_eq!(provider.stats().await.refresh_attempts(), at_provider);
 }
