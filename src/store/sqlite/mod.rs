@@ -179,6 +179,7 @@ struct Inner {
     writer: Sender<Job>,
     readers: Sender<Job>,
     spin: Duration,
+    polling: Arc<worker::Polling>,
     exits: Vec<Reply<()>>,
 }
 
@@ -251,6 +252,7 @@ impl SqliteStore {
                 writer,
                 readers,
                 spin: options.spin,
+                polling: Arc::default(),
                 exits,
             }),
         })
@@ -317,7 +319,7 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     {
-        worker::call(&self.inner.readers, self.inner.spin, f).await
+        worker::call(&self.inner.readers, self.inner.spin, &self.inner.polling, f).await
     }
 
     /// Runs `f` on the writer connection.
@@ -326,7 +328,7 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     {
-        worker::call(&self.inner.writer, self.inner.spin, f).await
+        worker::call(&self.inner.writer, self.inner.spin, &self.inner.polling, f).await
     }
 }
 

@@ -12,11 +12,16 @@
 //! once, so a thousand concurrent callers do not busy-loop. The worker
 //! likewise yields briefly for the next job before blocking. Both waits are
 //! bounded by [`SqliteOptions::spin`](super::SqliteOptions::spin).
+//!
+//! Polling pays only when the answer comes within the window. On an
+//! overloaded machine it does not (the worker thread waits for a CPU that
+//! the polling caller is using), so [`Polling`] turns it off for a while
+//! after a few windows in a row expired, and tries again later.
 
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -76,11 +81,51 @@ fn fill<T>(slot: &Slot<T>, value: Result<T>) {
     }
 }
 
+/// Whether polling for answers pays off, learnt from the last calls.
+#[derive(Debug, Default)]
+pub(super) struct Polling {
+    /// Polling windows in a row that expired before the answer came.
+    misses: AtomicU32,
+    /// Calls left that do not poll.
+    pause: AtomicU32,
+}
+
+/// Expired windows in a row after which polling pauses.
+const MISSES_BEFORE_PAUSE: u32 = 3;
+/// How many calls a pause lasts.
+const PAUSE_CALLS: u32 = 256;
+
+impl Polling {
+    /// The polling window for the next call: `spin`, or zero during a pause.
+    fn window(&self, spin: Duration) -> Duration {
+        if spin.is_zero() {
+            return spin;
+        }
+        let paused = self
+            .pause
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok();
+        if paused { Duration::ZERO } else { spin }
+    }
+
+    fn hit(&self) {
+        self.misses.store(0, Ordering::Relaxed);
+    }
+
+    fn miss(&self) {
+        if self.misses.fetch_add(1, Ordering::Relaxed) + 1 >= MISSES_BEFORE_PAUSE {
+            self.misses.store(0, Ordering::Relaxed);
+            self.pause.store(PAUSE_CALLS, Ordering::Relaxed);
+        }
+    }
+}
+
 /// The receiving half: a future for the answer.
 pub(super) struct Reply<T> {
     slot: Arc<Slot<T>>,
     spin: Duration,
     spin_until: Option<Instant>,
+    polling: Option<Arc<Polling>>,
 }
 
 pub(super) fn pair<T>(spin: Duration) -> (Completer<T>, Reply<T>) {
@@ -96,6 +141,7 @@ pub(super) fn pair<T>(spin: Duration) -> (Completer<T>, Reply<T>) {
             slot,
             spin,
             spin_until: None,
+            polling: None,
         },
     )
 }
@@ -116,6 +162,12 @@ impl<T> Future for Reply<T> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
         if self.slot.ready.load(Ordering::Acquire) {
+            // Answered within the polling window (or before it began).
+            if !self.spin.is_zero()
+                && let Some(p) = &self.polling
+            {
+                p.hit();
+            }
             return Poll::Ready(
                 self.take()
                     .unwrap_or(Err(Error::Internal("answer taken twice"))),
@@ -131,6 +183,9 @@ impl<T> Future for Reply<T> {
                 return Poll::Pending;
             }
             self.spin = Duration::ZERO;
+            if let Some(p) = &self.polling {
+                p.miss();
+            }
         }
         let mut state = self
             .slot
@@ -147,7 +202,12 @@ impl<T> Future for Reply<T> {
 
 /// Sends `job` to the thread behind `tx` and returns the future for its
 /// answer.
-pub(super) async fn call<T, F>(tx: &Sender<Job>, spin: Duration, job: F) -> Result<T>
+pub(super) async fn call<T, F>(
+    tx: &Sender<Job>,
+    spin: Duration,
+    polling: &Arc<Polling>,
+    job: F,
+) -> Result<T>
 where
     T: Send + 'static,
     F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
@@ -156,8 +216,13 @@ where
     // queue, where it is answered within microseconds. Behind other jobs,
     // sleep at once: many callers polling together would take the CPU from
     // the threads doing the work.
-    let spin = if tx.is_empty() { spin } else { Duration::ZERO };
-    let (completer, reply) = pair(spin);
+    let spin = if tx.is_empty() {
+        polling.window(spin)
+    } else {
+        Duration::ZERO
+    };
+    let (completer, mut reply) = pair(spin);
+    reply.polling = Some(Arc::clone(polling));
     tx.send(Box::new(move |conn: &mut Connection| {
         completer.complete(job(conn));
     }))
@@ -199,5 +264,29 @@ fn next_job(jobs: &Receiver<Job>, spin: Duration) -> Option<Job> {
             Err(TryRecvError::Empty) if Instant::now() < deadline => std::thread::yield_now(),
             Err(TryRecvError::Empty) => return jobs.recv().ok(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn polling_pauses_after_expired_windows_and_resumes() {
+        let p = Polling::default();
+        let spin = Duration::from_micros(50);
+        assert_eq!(p.window(spin), spin);
+        p.miss();
+        p.miss();
+        p.hit(); // a hit in between: the count starts again
+        p.miss();
+        p.miss();
+        assert_eq!(p.window(spin), spin);
+        p.miss(); // the third in a row
+        for _ in 0..PAUSE_CALLS {
+            assert_eq!(p.window(spin), Duration::ZERO);
+        }
+        assert_eq!(p.window(spin), spin, "polls again after the pause");
+        assert_eq!(p.window(Duration::ZERO), Duration::ZERO);
     }
 }
