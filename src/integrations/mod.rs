@@ -394,7 +394,13 @@ impl IntegrationsBuilder {
     /// the provider; others wait for its result. Default 60 s; it must be
     /// longer than the HTTP client's total timeout. `None` turns it off
     /// (then only compare-and-swap protects the stored tokens, and two
-    /// processes may both call the provider).
+    /// processes may both call the provider). Keep the lease on when several
+    /// processes share the store and the provider rotates refresh tokens
+    /// with reuse detection (as `oidc-provider`, Auth0 and Okta do): two
+    /// processes presenting the same refresh token at once look like theft
+    /// to such a provider, which then revokes the whole grant and the user
+    /// must connect again (`tests/oauth_processes.rs` runs without the lease
+    /// only with rotation off for that reason).
     ///
     /// ```
     /// use std::time::Duration;
