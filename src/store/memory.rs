@@ -4,6 +4,7 @@
 mod connections;
 mod consent;
 mod oauth;
+mod ratelimit;
 mod records;
 mod webhook;
 
@@ -59,6 +60,7 @@ struct State {
     settings: BTreeMap<(UserId, ConnectionId), String>,
     mappings: BTreeMap<(super::MappingScope, String), String>,
     tombstones: BTreeMap<String, super::Tombstone>,
+    rate_limits: HashMap<String, SystemTime>,
 }
 
 impl State {

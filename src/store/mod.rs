@@ -3,7 +3,7 @@
 //! consentry keeps state through a set of small, dyn-compatible async traits
 //! (credentials and data keys, connections, revocations, consent, OAuth
 //! state, leases, records, sync state, settings, erasure, webhook endpoints,
-//! the webhook outbox and the replay guard). [`Store`] is
+//! the webhook outbox, the replay guard and shared rate limits). [`Store`] is
 //! the umbrella: anything implementing every concern is a `Store`, by a
 //! blanket impl, and so are `Arc<S>`, `Box<S>` and `Arc<dyn Store>`.
 //!
@@ -37,6 +37,7 @@ mod consent;
 mod memory;
 mod oauth;
 mod outbox;
+mod ratelimit;
 mod records;
 #[cfg(feature = "sqlite")]
 mod sqlite;
@@ -58,6 +59,7 @@ pub use outbox::{
     DeliveryRecord, DeliveryState, EndpointEffect, MAX_ATTEMPT_ERROR_LEN, MAX_RESPONSE_EXCERPT,
     NewMessage, Published, StoredMessage, Trigger, WebhookOutboxStore,
 };
+pub use ratelimit::{RateLimitStore, TatSwap};
 pub(crate) use records::normalize_purposes;
 pub use records::{
     AccessLogEntry, ErasureStore, MappingScope, PageApplied, PageWrite, RecordCount, RecordKey,
@@ -94,6 +96,7 @@ pub trait Store:
     + WebhookEndpointStore
     + WebhookOutboxStore
     + ReplayStore
+    + RateLimitStore
     + RecordStore
     + SyncStore
     + SettingsStore
@@ -112,6 +115,7 @@ impl<T> Store for T where
         + WebhookEndpointStore
         + WebhookOutboxStore
         + ReplayStore
+        + RateLimitStore
         + RecordStore
         + SyncStore
         + SettingsStore
@@ -134,6 +138,7 @@ fn _dyn_compatible(
     _: &dyn WebhookEndpointStore,
     _: &dyn WebhookOutboxStore,
     _: &dyn ReplayStore,
+    _: &dyn RateLimitStore,
     _: &dyn RecordStore,
     _: &dyn SyncStore,
     _: &dyn SettingsStore,
