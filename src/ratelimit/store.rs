@@ -6,23 +6,20 @@ use std::sync::Arc;
 
 use super::{Decision, Tier, check_key, from_unix_nanos, gcra, unix_nanos};
 use crate::clock::{Clock, SystemClock};
-use crate::error::{Error, Result};
-use crate::store::{RateLimitStore, TatSwap};
-
-/// How many compare-and-swap rounds one check tries before giving up.
-pub(crate) const MAX_ATTEMPTS: u32 = 32;
+use crate::error::Result;
+use crate::store::{RateLimitStore, TatUpdate};
 
 /// A GCRA rate limiter whose TATs live in a [`RateLimitStore`]
 /// ([`MemoryStore`](crate::store::MemoryStore), `SqliteStore`, a host's
 /// own), so several processes sharing the store share every limit.
 ///
-/// A check reads the key's TAT, decides (the same math as
+/// A check is one atomic update in the store
+/// ([`RateLimitStore::update_rate_limit_tat`]; for SQLite one `BEGIN
+/// IMMEDIATE` transaction): read the key's TAT, decide (the same math as
 /// [`RateLimiter`](super::RateLimiter), so both give the same decisions),
-/// and, when the request is allowed, writes the new TAT by
-/// compare-and-swap on the one it read. A swap that loses to another
-/// process starts again from the TAT the store reports, at most 32 times;
-/// a denied request writes nothing. Two processes can therefore never both
-/// spend the same capacity.
+/// and write the new TAT when the request is allowed (a denied request
+/// writes nothing). Updates of one key are serialized across processes,
+/// so two processes can never both spend the same capacity.
 ///
 /// Expired TATs (in the past: the key has its full burst again) can be
 /// dropped at any time with [`purge_expired`](Self::purge_expired) without
@@ -105,10 +102,10 @@ impl StoreRateLimiter {
     /// counts it in the store.
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] for a bad key (as
-    /// [`RateLimiter::check`](super::RateLimiter::check)); storage errors;
-    /// [`Error::Conflict`] (retryable) if 32 compare-and-swap rounds in a
-    /// row lost to other writers of the same key.
+    /// [`Error::InvalidInput`](crate::Error::InvalidInput) for a bad key (as
+    /// [`RateLimiter::check`](super::RateLimiter::check)); storage errors
+    /// (for SQLite also when another process held the write lock longer
+    /// than the store's `busy_timeout`).
     ///
     /// ```
     /// use std::time::Duration;
@@ -156,8 +153,9 @@ impl StoreRateLimiter {
     }
 }
 
-/// One store-backed check at `now` (Unix nanoseconds): read, decide,
-/// compare-and-swap, retried from the TAT the store reports.
+/// One store-backed check at `now` (Unix nanoseconds): one atomic update
+/// whose function is the GCRA step; the decision is recomputed from the
+/// TAT the update was given (the step is pure, so it is the same one).
 pub(crate) async fn check_in_store<S: RateLimitStore + ?Sized>(
     store: &S,
     now: u64,
@@ -165,26 +163,12 @@ pub(crate) async fn check_in_store<S: RateLimitStore + ?Sized>(
     tier: &Tier,
 ) -> Result<Decision> {
     check_key(key)?;
-    let mut current = store.rate_limit_tat(key).await?;
-    let mut expected = current;
-    for _ in 0..MAX_ATTEMPTS {
-        expected = current;
-        let (decision, next) = gcra(tier, current.map_or(0, unix_nanos), now);
-        let Some(next) = next else {
-            return Ok(decision);
-        };
-        match store
-            .swap_rate_limit_tat(key, current, from_unix_nanos(next))
-            .await?
-        {
-            TatSwap::Swapped => return Ok(decision),
-            TatSwap::Changed { current: found } => current = found,
-        }
-    }
-    // The "versions" of a rate-limit key are its TATs (Unix nanoseconds).
-    Err(Error::Conflict {
-        what: "rate limit state",
-        expected: expected.map_or(0, unix_nanos),
-        found: current.map_or(0, unix_nanos),
-    })
+    let step = tier.clone();
+    let update = TatUpdate::new(move |tat| {
+        gcra(&step, tat.map_or(0, unix_nanos), now)
+            .1
+            .map(from_unix_nanos)
+    });
+    let seen = store.update_rate_limit_tat(key, update).await?;
+    Ok(gcra(tier, seen.map_or(0, unix_nanos), now).0)
 }

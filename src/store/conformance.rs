@@ -43,8 +43,8 @@ pub use outbox::{
     webhook_disable_policy_replay_and_recover,
 };
 pub use ratelimit::{
-    rate_limit_concurrent_swaps_have_one_winner, rate_limit_purge_drops_only_expired,
-    rate_limit_tat_compare_and_swap, store_rate_limiter_keeps_the_limit,
+    rate_limit_concurrent_updates_lose_nothing, rate_limit_purge_drops_only_expired,
+    rate_limit_updates_read_and_write_the_tat, store_rate_limiter_keeps_the_limit,
 };
 pub use records::{
     deleting_a_connection_deletes_its_harvest, erasing_a_user_leaves_only_a_tombstone,
@@ -102,8 +102,8 @@ pub async fn run_all(store: &dyn Store) {
     webhook_concurrent_claims_are_disjoint(store).await;
     webhook_disable_policy_replay_and_recover(store).await;
     replay_guard_check_and_insert(store).await;
-    rate_limit_tat_compare_and_swap(store).await;
-    rate_limit_concurrent_swaps_have_one_winner(store).await;
+    rate_limit_updates_read_and_write_the_tat(store).await;
+    rate_limit_concurrent_updates_lose_nothing(store).await;
     rate_limit_purge_drops_only_expired(store).await;
     store_rate_limiter_keeps_the_limit(store).await;
     record_pages_upsert_with_their_cursor(store).await;

@@ -59,7 +59,7 @@ pub use outbox::{
     DeliveryRecord, DeliveryState, EndpointEffect, MAX_ATTEMPT_ERROR_LEN, MAX_RESPONSE_EXCERPT,
     NewMessage, Published, StoredMessage, Trigger, WebhookOutboxStore,
 };
-pub use ratelimit::{RateLimitStore, TatSwap};
+pub use ratelimit::{RateLimitStore, TatUpdate};
 pub(crate) use records::normalize_purposes;
 pub use records::{
     AccessLogEntry, ErasureStore, MappingScope, PageApplied, PageWrite, RecordCount, RecordKey,

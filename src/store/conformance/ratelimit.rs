@@ -1,81 +1,69 @@
 //! Conformance cases for shared rate limits ([`RateLimitStore`]).
+//!
+//! [`RateLimitStore`]: crate::store::RateLimitStore
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::join_all;
 use crate::error::Error;
 use crate::ratelimit::{Tier, check_in_store, unix_nanos};
-use crate::store::{Store, TatSwap};
+use crate::store::{Store, TatUpdate};
 
 /// A time with nanoseconds that milliseconds would lose.
 fn t(secs: u64) -> SystemTime {
     UNIX_EPOCH + Duration::new(1_800_000_000 + secs, 123_456_789)
 }
 
-/// A TAT reads back to the nanosecond; a swap succeeds only from the
-/// stored value (`None` = absent) and otherwise reports what is stored;
-/// keys are independent; bad keys and unrepresentable TATs are refused.
-pub async fn rate_limit_tat_compare_and_swap(store: &dyn Store) {
-    let k = "conformance-rl-cas";
+fn set(to: SystemTime) -> TatUpdate {
+    TatUpdate::new(move |_| Some(to))
+}
+
+/// An update sees what is stored (`None` when nothing is) and stores what
+/// it returns, to the nanosecond; returning `None` keeps the stored TAT;
+/// keys are independent; bad keys and unrepresentable TATs are refused
+/// and change nothing.
+pub async fn rate_limit_updates_read_and_write_the_tat(store: &dyn Store) {
+    let k = "conformance-rl-update";
     assert_eq!(store.rate_limit_tat(k).await.unwrap(), None);
     assert_eq!(
-        store.swap_rate_limit_tat(k, None, t(1)).await.unwrap(),
-        TatSwap::Swapped
+        store.update_rate_limit_tat(k, set(t(1))).await.unwrap(),
+        None
     );
     assert_eq!(store.rate_limit_tat(k).await.unwrap(), Some(t(1)));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let keep = TatUpdate::new(move |tat| {
+        log.lock().unwrap().push(tat);
+        None
+    });
     assert_eq!(
-        store.swap_rate_limit_tat(k, None, t(2)).await.unwrap(),
-        TatSwap::Changed {
-            current: Some(t(1))
-        },
-        "a row exists: expecting none must lose"
+        store.update_rate_limit_tat(k, keep).await.unwrap(),
+        Some(t(1))
+    );
+    assert!(seen.lock().unwrap().iter().all(|s| *s == Some(t(1))));
+    assert!(!seen.lock().unwrap().is_empty(), "the update was applied");
+    assert_eq!(store.rate_limit_tat(k).await.unwrap(), Some(t(1)), "kept");
+    let step = TatUpdate::new(|tat| tat.map(|t| t + Duration::from_nanos(1)));
+    assert_eq!(
+        store.update_rate_limit_tat(k, step).await.unwrap(),
+        Some(t(1))
     );
     assert_eq!(
-        store
-            .swap_rate_limit_tat(k, Some(t(0)), t(2))
-            .await
-            .unwrap(),
-        TatSwap::Changed {
-            current: Some(t(1))
-        }
+        store.rate_limit_tat(k).await.unwrap(),
+        Some(t(1) + Duration::from_nanos(1)),
+        "nanosecond precision"
     );
-    let one_ns_off = t(1) + Duration::from_nanos(1);
-    assert_eq!(
-        store
-            .swap_rate_limit_tat(k, Some(one_ns_off), t(2))
-            .await
-            .unwrap(),
-        TatSwap::Changed {
-            current: Some(t(1))
-        },
-        "compared to the nanosecond"
-    );
-    assert_eq!(store.rate_limit_tat(k).await.unwrap(), Some(t(1)));
-    assert_eq!(
-        store
-            .swap_rate_limit_tat(k, Some(t(1)), t(2))
-            .await
-            .unwrap(),
-        TatSwap::Swapped
-    );
-    assert_eq!(store.rate_limit_tat(k).await.unwrap(), Some(t(2)));
     // Moving a TAT back is allowed too (the limiter never does, a host may).
-    assert_eq!(
-        store
-            .swap_rate_limit_tat(k, Some(t(2)), t(0))
-            .await
-            .unwrap(),
-        TatSwap::Swapped
-    );
+    store.update_rate_limit_tat(k, set(t(0))).await.unwrap();
+    assert_eq!(store.rate_limit_tat(k).await.unwrap(), Some(t(0)));
 
-    let other = "conformance-rl-cas-other";
+    let other = "conformance-rl-update-other";
     assert_eq!(store.rate_limit_tat(other).await.unwrap(), None);
+    let nothing = TatUpdate::new(|_| None);
     assert_eq!(
-        store
-            .swap_rate_limit_tat(other, Some(t(0)), t(5))
-            .await
-            .unwrap(),
-        TatSwap::Changed { current: None }
+        store.update_rate_limit_tat(other, nothing).await.unwrap(),
+        None
     );
     assert_eq!(store.rate_limit_tat(other).await.unwrap(), None);
 
@@ -86,53 +74,57 @@ pub async fn rate_limit_tat_compare_and_swap(store: &dyn Store) {
             Err(Error::InvalidInput { .. })
         ));
         assert!(matches!(
-            store.swap_rate_limit_tat(bad, None, t(1)).await,
+            store.update_rate_limit_tat(bad, set(t(1))).await,
             Err(Error::InvalidInput { .. })
         ));
     }
     let before_1970 = UNIX_EPOCH - Duration::from_secs(1);
+    let range = "conformance-rl-range";
     assert!(matches!(
-        store
-            .swap_rate_limit_tat("conformance-rl-range", None, before_1970)
-            .await,
+        store.update_rate_limit_tat(range, set(before_1970)).await,
         Err(Error::InvalidInput { .. })
     ));
-    assert_eq!(
-        store.rate_limit_tat("conformance-rl-range").await.unwrap(),
-        None
+    assert_eq!(store.rate_limit_tat(range).await.unwrap(), None);
+    store.update_rate_limit_tat(range, set(t(7))).await.unwrap();
+    assert!(
+        store
+            .update_rate_limit_tat(range, set(before_1970))
+            .await
+            .is_err()
     );
+    assert_eq!(store.rate_limit_tat(range).await.unwrap(), Some(t(7)));
 }
 
-/// Of 16 concurrent swaps from one expected value, exactly one wins and
-/// the others report the winner's TAT.
-pub async fn rate_limit_concurrent_swaps_have_one_winner(store: &dyn Store) {
+/// 32 concurrent increments of one key lose none: each update sees the
+/// result of the one before it.
+pub async fn rate_limit_concurrent_updates_lose_nothing(store: &dyn Store) {
     let k = "conformance-rl-race";
-    for round in 0..2u64 {
-        let expected = store.rate_limit_tat(k).await.unwrap();
-        let racers =
-            (0..16u64).map(|i| store.swap_rate_limit_tat(k, expected, t(100 * round + i + 10)));
-        let outcomes: Vec<TatSwap> = join_all(racers)
-            .await
-            .into_iter()
-            .map(Result::unwrap)
-            .collect();
-        let wins = outcomes.iter().filter(|o| **o == TatSwap::Swapped).count();
-        assert_eq!(wins, 1, "round {round}: {outcomes:?}");
-        let stored = store.rate_limit_tat(k).await.unwrap();
-        assert!(stored.is_some() && stored != expected);
-        for o in outcomes {
-            if let TatSwap::Changed { current } = o {
-                assert_eq!(current, stored, "a loser sees the winner's TAT");
-            }
-        }
-    }
+    let increments = (0..32).map(|_| {
+        store.update_rate_limit_tat(
+            k,
+            TatUpdate::new(|tat| Some(tat.unwrap_or(t(0)) + Duration::from_secs(1))),
+        )
+    });
+    let mut seen: Vec<SystemTime> = join_all(increments)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().unwrap_or(t(0)))
+        .collect();
+    assert_eq!(
+        store.rate_limit_tat(k).await.unwrap(),
+        Some(t(32)),
+        "no increment lost"
+    );
+    seen.sort_unstable();
+    let expected: Vec<SystemTime> = (0..32).map(t).collect();
+    assert_eq!(seen, expected, "each saw a distinct predecessor");
 }
 
 /// Purging deletes the TATs at or before `now` and keeps later ones.
 pub async fn rate_limit_purge_drops_only_expired(store: &dyn Store) {
     let (a, b) = ("conformance-rl-purge-a", "conformance-rl-purge-b");
-    store.swap_rate_limit_tat(a, None, t(1_000)).await.unwrap();
-    store.swap_rate_limit_tat(b, None, t(2_000)).await.unwrap();
+    store.update_rate_limit_tat(a, set(t(1_000))).await.unwrap();
+    store.update_rate_limit_tat(b, set(t(2_000))).await.unwrap();
     store
         .purge_rate_limits(t(1_000) - Duration::from_nanos(1))
         .await

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use super::MemoryStore;
 use crate::error::Result;
 use crate::ratelimit::check_key;
-use crate::store::ratelimit::{RateLimitStore, TatSwap, tat_nanos};
+use crate::store::ratelimit::{RateLimitStore, TatUpdate, tat_nanos};
 
 #[async_trait]
 impl RateLimitStore for MemoryStore {
@@ -16,26 +16,25 @@ impl RateLimitStore for MemoryStore {
         Ok(self.state().rate_limits.get(key).copied())
     }
 
-    async fn swap_rate_limit_tat(
+    async fn update_rate_limit_tat(
         &self,
         key: &str,
-        expected: Option<SystemTime>,
-        new: SystemTime,
-    ) -> Result<TatSwap> {
+        update: TatUpdate,
+    ) -> Result<Option<SystemTime>> {
         check_key(key)?;
-        tat_nanos(new)?;
+        // Read, update and write under the one state lock.
         let mut state = self.state();
         let current = state.rate_limits.get(key).copied();
-        if current != expected {
-            return Ok(TatSwap::Changed { current });
-        }
-        match state.rate_limits.get_mut(key) {
-            Some(tat) => *tat = new,
-            None => {
-                state.rate_limits.insert(key.to_owned(), new);
+        if let Some(new) = update.apply(current) {
+            tat_nanos(new)?;
+            match state.rate_limits.get_mut(key) {
+                Some(tat) => *tat = new,
+                None => {
+                    state.rate_limits.insert(key.to_owned(), new);
+                }
             }
         }
-        Ok(TatSwap::Swapped)
+        Ok(current)
     }
 
     async fn purge_rate_limits(&self, now: SystemTime) -> Result<u64> {

@@ -1,11 +1,11 @@
 //! [`RateLimitStore`] for [`SqliteStore`] (migration 6).
 //!
-//! The compare-and-swap is one conditional statement (an `INSERT … ON
-//! CONFLICT DO NOTHING` when no row is expected, an `UPDATE … WHERE tat =`
-//! otherwise) in a `BEGIN IMMEDIATE` transaction that also reads the
-//! current TAT when the swap lost, so the caller retries from it without
-//! another round trip. Every process opening the file takes SQLite's write
-//! lock for it, so swaps from different processes are serialized.
+//! An update is one `BEGIN IMMEDIATE` transaction on the writer
+//! connection: read the key's TAT, apply the update, upsert the result,
+//! commit. `BEGIN IMMEDIATE` takes SQLite's write lock before the read, so
+//! updates from every process opening the file are serialized and each
+//! sees the one before it (a process waits for the lock up to the store's
+//! `busy_timeout`).
 
 use std::time::SystemTime;
 
@@ -16,7 +16,7 @@ use super::SqliteStore;
 use super::util::sql;
 use crate::error::Result;
 use crate::ratelimit::check_key;
-use crate::store::ratelimit::{RateLimitStore, TatSwap, tat_from_nanos, tat_nanos};
+use crate::store::ratelimit::{RateLimitStore, TatUpdate, tat_from_nanos, tat_nanos};
 
 const READ: &str = "SELECT tat FROM consentry_rate_limits WHERE key = ?1";
 
@@ -34,52 +34,34 @@ impl RateLimitStore for SqliteStore {
         .await
     }
 
-    async fn swap_rate_limit_tat(
+    async fn update_rate_limit_tat(
         &self,
         key: &str,
-        expected: Option<SystemTime>,
-        new: SystemTime,
-    ) -> Result<TatSwap> {
+        update: TatUpdate,
+    ) -> Result<Option<SystemTime>> {
         check_key(key)?;
-        let new = tat_nanos(new)?;
-        // An expectation outside the storable range can match no row.
-        let expected = match expected {
-            None => None,
-            Some(t) => Some(tat_nanos(t).unwrap_or(-1)),
-        };
         let key = key.to_owned();
         self.write(move |conn| {
-            let err = sql("swapping a rate limit");
+            let err = sql("updating a rate limit");
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(&err)?;
-            let changed = match expected {
-                None => tx
-                    .prepare_cached(
-                        "INSERT INTO consentry_rate_limits (key, tat) VALUES (?1, ?2)
-                         ON CONFLICT (key) DO NOTHING",
-                    )
-                    .and_then(|mut s| s.execute(params![key, new])),
-                Some(old) => tx
-                    .prepare_cached(
-                        "UPDATE consentry_rate_limits SET tat = ?2 WHERE key = ?1 AND tat = ?3",
-                    )
-                    .and_then(|mut s| s.execute(params![key, new, old])),
+            let current = tx
+                .prepare_cached(READ)
+                .and_then(|mut s| s.query_row([&key], |r| r.get::<_, i64>(0)).optional())
+                .map_err(&err)?
+                .map(tat_from_nanos);
+            if let Some(new) = update.apply(current) {
+                let new = tat_nanos(new)?; // an error rolls back (drop)
+                tx.prepare_cached(
+                    "INSERT INTO consentry_rate_limits (key, tat) VALUES (?1, ?2)
+                     ON CONFLICT (key) DO UPDATE SET tat = excluded.tat",
+                )
+                .and_then(|mut s| s.execute(params![key, new]))
+                .map_err(&err)?;
             }
-            .map_err(&err)?;
-            let outcome = if changed == 1 {
-                TatSwap::Swapped
-            } else {
-                let current = tx
-                    .prepare_cached(READ)
-                    .and_then(|mut s| s.query_row([&key], |r| r.get::<_, i64>(0)).optional())
-                    .map_err(&err)?;
-                TatSwap::Changed {
-                    current: current.map(tat_from_nanos),
-                }
-            };
             tx.commit().map_err(&err)?;
-            Ok(outcome)
+            Ok(current)
         })
         .await
     }
