@@ -2,9 +2,9 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::hash::{BuildHasher, RandomState};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use super::{Decision, Tier, check_key, gcra, unix_nanos};
 use crate::clock::{Clock, SystemClock};
@@ -61,12 +61,88 @@ struct Shard {
     state: Mutex<ShardState>,
 }
 
+/// A shard's table is keyed by the key's 64-bit SipHash (computed once per
+/// check, also used to pick the shard), so a check hashes its key once.
+/// Two keys with the same hash (not something a caller can arrange: the
+/// hash is randomly keyed) share a slot.
 struct ShardState {
-    tats: HashMap<Box<str>, u64, RandomState>,
+    slots: HashMap<u64, Slot, BuildHasherDefault<PassThrough>>,
+    /// Keys tracked (slots hold one, rarely more).
+    len: usize,
     capacity: usize,
     /// No tracked TAT is earlier than this: until then a sweep would free
     /// nothing.
     next_expiry: u64,
+}
+
+/// The keys with one hash and their TATs.
+enum Slot {
+    One(Box<str>, u64),
+    Many(Vec<(Box<str>, u64)>),
+}
+
+impl Slot {
+    fn get_mut(&mut self, key: &str) -> Option<&mut u64> {
+        match self {
+            Self::One(k, tat) => (**k == *key).then_some(tat),
+            Self::Many(entries) => entries
+                .iter_mut()
+                .find(|(k, _)| **k == *key)
+                .map(|(_, tat)| tat),
+        }
+    }
+
+    fn push(&mut self, key: Box<str>, tat: u64) {
+        match self {
+            Self::One(..) => {
+                let Self::One(k, t) = std::mem::replace(self, Self::Many(Vec::with_capacity(2)))
+                else {
+                    return;
+                };
+                if let Self::Many(entries) = self {
+                    entries.push((k, t));
+                    entries.push((key, tat));
+                }
+            }
+            Self::Many(entries) => entries.push((key, tat)),
+        }
+    }
+
+    /// Drops the entries expired at `now`; returns (removed, earliest kept
+    /// TAT, whether the slot is now empty).
+    fn sweep(&mut self, now: u64) -> (usize, u64, bool) {
+        match self {
+            Self::One(_, tat) if *tat > now => (0, *tat, false),
+            Self::One(..) => (1, u64::MAX, true),
+            Self::Many(entries) => {
+                let before = entries.len();
+                entries.retain(|(_, tat)| *tat > now);
+                let earliest = entries.iter().map(|(_, t)| *t).min().unwrap_or(u64::MAX);
+                (before - entries.len(), earliest, entries.is_empty())
+            }
+        }
+    }
+}
+
+/// The table's hasher: the key is already a keyed SipHash.
+#[derive(Default)]
+struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used; fold anything else in, to stay correct.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
 }
 
 impl Shard {
@@ -78,17 +154,17 @@ impl Shard {
 impl ShardState {
     /// Removes the keys expired at `now`; returns how many.
     fn sweep(&mut self, now: u64) -> usize {
-        let before = self.tats.len();
+        let mut removed = 0;
         let mut earliest = u64::MAX;
-        self.tats.retain(|_, tat| {
-            let keep = *tat > now;
-            if keep {
-                earliest = earliest.min(*tat);
-            }
-            keep
+        self.slots.retain(|_, slot| {
+            let (gone, first, empty) = slot.sweep(now);
+            removed += gone;
+            earliest = earliest.min(first);
+            !empty
         });
+        self.len -= removed;
         self.next_expiry = earliest;
-        before - self.tats.len()
+        removed
     }
 }
 
@@ -168,8 +244,29 @@ impl RateLimiter {
     /// # Ok::<(), consentry::Error>(())
     /// ```
     pub fn check(&self, key: &str, tier: &Tier) -> Result<Decision> {
+        self.check_at(key, tier, self.clock.now())
+    }
+
+    /// Like [`check`](Self::check), at `now` instead of the clock's time:
+    /// for a caller that read the time already (one clock read per request
+    /// for several limits). Times before 1970 count as 1970.
+    ///
+    /// # Errors
+    /// As [`check`](Self::check).
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use consentry::ratelimit::{RateLimiter, Tier};
+    /// let limiter = RateLimiter::new();
+    /// let now = SystemTime::now();
+    /// let user = limiter.check_at("user:ada", &Tier::pro(), now)?;
+    /// let token = limiter.check_at("token:t1", &Tier::free(), now)?;
+    /// assert!(user.allowed && token.allowed);
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
+    pub fn check_at(&self, key: &str, tier: &Tier, now: SystemTime) -> Result<Decision> {
         check_key(key)?;
-        let now = unix_nanos(self.clock.now());
+        let now = unix_nanos(now);
         let hash = self.hasher.hash_one(key);
         // High bits: the shard's own table indexes by the low ones.
         let index = usize::try_from(hash >> 40).unwrap_or(0) & self.mask;
@@ -177,7 +274,7 @@ impl RateLimiter {
             return Err(crate::Error::Internal("rate limiter shard out of range"));
         };
         let mut state = shard.lock();
-        if let Some(tat) = state.tats.get_mut(key) {
+        if let Some(tat) = state.slots.get_mut(&hash).and_then(|s| s.get_mut(key)) {
             let (decision, next) = gcra(tier, *tat, now);
             if let Some(next) = next {
                 *tat = next;
@@ -188,10 +285,10 @@ impl RateLimiter {
         let Some(next) = next else {
             return Ok(decision);
         };
-        if state.tats.len() >= state.capacity
+        if state.len >= state.capacity
             && (now < state.next_expiry || {
                 state.sweep(now);
-                state.tats.len() >= state.capacity
+                state.len >= state.capacity
             })
         {
             // Full of keys that are still limited: refuse the newcomer
@@ -206,7 +303,15 @@ impl RateLimiter {
             });
         }
         state.next_expiry = state.next_expiry.min(next);
-        state.tats.insert(Box::from(key), next);
+        state.len += 1;
+        match state.slots.entry(hash) {
+            std::collections::hash_map::Entry::Occupied(mut slot) => {
+                slot.get_mut().push(Box::from(key), next);
+            }
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(Slot::One(Box::from(key), next));
+            }
+        }
         Ok(decision)
     }
 
@@ -246,7 +351,7 @@ impl RateLimiter {
     /// # Ok::<(), consentry::Error>(())
     /// ```
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.lock().tats.len()).sum()
+        self.shards.iter().map(|s| s.lock().len).sum()
     }
 
     /// Whether no key is tracked.
@@ -255,7 +360,7 @@ impl RateLimiter {
     /// assert!(consentry::ratelimit::RateLimiter::new().is_empty());
     /// ```
     pub fn is_empty(&self) -> bool {
-        self.shards.iter().all(|s| s.lock().tats.is_empty())
+        self.shards.iter().all(|s| s.lock().len == 0)
     }
 
     /// The bound on tracked keys.
@@ -341,7 +446,8 @@ impl RateLimiterBuilder {
         let shards: Box<[Shard]> = (0..count)
             .map(|i| Shard {
                 state: Mutex::new(ShardState {
-                    tats: HashMap::with_hasher(hasher.clone()),
+                    slots: HashMap::default(),
+                    len: 0,
                     capacity: per + usize::from(i < extra),
                     next_expiry: 0,
                 }),
@@ -385,6 +491,23 @@ mod tests {
         assert_eq!(limiter.len(), 2);
         assert!(limiter.check("e", &tier).unwrap().allowed);
         assert_eq!(limiter.len(), 3);
+    }
+
+    #[test]
+    fn keys_sharing_a_hash_share_a_slot() {
+        let mut slot = Slot::One("a".into(), 10);
+        assert!(slot.get_mut("b").is_none());
+        slot.push("b".into(), 20);
+        slot.push("c".into(), 30);
+        *slot.get_mut("b").unwrap() = 25;
+        assert_eq!(slot.get_mut("a").copied(), Some(10));
+        assert_eq!(slot.sweep(10), (1, 25, false));
+        assert!(slot.get_mut("a").is_none());
+        assert_eq!(slot.get_mut("b").copied(), Some(25));
+        assert_eq!(slot.sweep(30), (2, u64::MAX, true));
+        let mut one = Slot::One("x".into(), 5);
+        assert_eq!(one.sweep(4), (0, 5, false));
+        assert_eq!(one.sweep(5), (1, u64::MAX, true));
     }
 
     #[test]
