@@ -16,8 +16,9 @@
 //! the next one is refused, and capacity comes back at one request per `T`
 //! (a key left alone for `period` has its full burst again).
 //!
-//! The math lives here only; stores keep TATs and offer a compare-and-swap
-//! of one key's TAT ([`RateLimitStore`](crate::store::RateLimitStore)).
+//! The math lives here only; stores keep TATs and apply one GCRA step to a
+//! key's TAT atomically
+//! ([`RateLimitStore`](crate::store::RateLimitStore)).
 //!
 //! ```
 //! use std::sync::Arc;
@@ -325,7 +326,7 @@ impl Decision {
     /// let tier = Tier::new("tiny", 2, Duration::from_secs(3))?;
     /// limiter.check("k", &tier)?;
     /// let last = limiter.check("k", &tier)?;
-    /// let text = |h: &[(http::HeaderName, http::HeaderValue)]| -> Vec<String> {
+    /// let text = |h: &[(consentry::http::HeaderName, consentry::http::HeaderValue)]| -> Vec<String> {
     ///     h.iter().map(|(n, v)| format!("{n}: {}", v.to_str().unwrap())).collect()
     /// };
     /// assert_eq!(text(&last.headers()), ["ratelimit-limit: 2", "ratelimit-remaining: 0", "ratelimit-reset: 3"]);
@@ -358,10 +359,10 @@ impl Decision {
     ///
     /// ```
     /// use consentry::ratelimit::{RateLimiter, Tier};
-    /// let mut map = http::HeaderMap::new();
+    /// let mut map = consentry::http::HeaderMap::new();
     /// RateLimiter::new().check("k", &Tier::free())?.write_headers(&mut map);
     /// assert_eq!(map["ratelimit-remaining"], "59");
-    /// assert!(map.get(http::header::RETRY_AFTER).is_none());
+    /// assert!(map.get(consentry::http::header::RETRY_AFTER).is_none());
     /// # Ok::<(), consentry::Error>(())
     /// ```
     pub fn write_headers(&self, map: &mut HeaderMap) {
