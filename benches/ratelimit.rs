@@ -50,6 +50,52 @@ fn run_threads(
     start.elapsed()
 }
 
+/// This thread's time on a CPU so far (Linux `schedstat`), or `None`
+/// elsewhere.
+fn on_cpu() -> Option<Duration> {
+    // A yield makes the kernel bring the thread's runtime up to date
+    // (otherwise it moves only at scheduler ticks).
+    std::thread::yield_now();
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let nanos = stat.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(nanos))
+}
+
+/// Like [`run_threads`], but returns the time the threads spent on a CPU,
+/// averaged over them: the cost per decision per core, whatever else the
+/// machine runs (wall time counts the time other processes hold the core).
+fn run_threads_on_cpu(
+    limiter: &RateLimiter,
+    keys: &[String],
+    tier: &Tier,
+    threads: usize,
+    per_thread: u64,
+) -> Duration {
+    let total: Duration = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                s.spawn(move || {
+                    let start = on_cpu();
+                    let mut i = t * KEYS / threads;
+                    for _ in 0..per_thread {
+                        i = if i + 1 == KEYS { 0 } else { i + 1 };
+                        black_box(limiter.check(black_box(&keys[i]), tier).ok());
+                    }
+                    match (start, on_cpu()) {
+                        (Some(a), Some(b)) => b.saturating_sub(a).max(Duration::from_nanos(1)),
+                        _ => Duration::from_nanos(1),
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().unwrap_or_default())
+            .sum()
+    });
+    total / u32::try_from(threads).unwrap_or(1)
+}
+
 fn memory(c: &mut Criterion) {
     let keys = keys();
     let huge = huge();
@@ -101,6 +147,22 @@ fn memory(c: &mut Criterion) {
         group.bench_function(format!("memory/allowed/{threads}_threads_spawned"), |b| {
             b.iter_custom(|iters| run_threads(&limiter, &keys, &huge, threads, iters))
         });
+    }
+    // On-CPU time instead of wall time (Linux only): per decision per
+    // thread, so equal figures for 1 and 2 threads mean the two threads do
+    // not slow each other down (no shared lock, no shared cache line).
+    if on_cpu().is_some() {
+        group.throughput(Throughput::Elements(1));
+        for threads in [1usize, 2] {
+            group.bench_function(
+                format!("memory/allowed/{threads}_threads_on_cpu_per_thread"),
+                |b| {
+                    b.iter_custom(|iters| {
+                        run_threads_on_cpu(&limiter, &keys, &huge, threads, iters)
+                    })
+                },
+            );
+        }
     }
     group.finish();
 }
