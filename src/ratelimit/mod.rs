@@ -52,6 +52,7 @@ use crate::error::{Error, Result};
 
 pub use memory::{RateLimiter, RateLimiterBuilder};
 pub use store::StoreRateLimiter;
+#[cfg(any(feature = "conformance", test))]
 pub(crate) use store::check_in_store;
 
 /// The longest key accepted, in bytes.
