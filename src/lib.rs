@@ -14,8 +14,8 @@
 //! (streams and actions, a rate-limit-aware sync runtime, purpose-bound
 //! records with an access log, transparency reports, export and erasure;
 //! Google Calendar, Spotify and Goodreads connectors), webhook signing and
-//! verification, the outbound webhook dispatcher, and a tamper-evident
-//! audit log of every sensitive operation.
+//! verification, the outbound webhook dispatcher, rate limits, and a
+//! tamper-evident audit log of every sensitive operation.
 //!
 //! ## The vault in one example
 //!
@@ -67,6 +67,12 @@
 //!   sealed secrets, durable outbox, Svix's retry schedule, leased workers).
 //! - [`audit`]: the hash-chained, tamper-evident audit log of every
 //!   sensitive operation, with request context, queries and retention.
+//! - [`ratelimit`]: GCRA rate limits with tiers (`free` 60/min, `pro`
+//!   1,000/min, `enterprise` 5,000/min, or your own) and `RateLimit-*` /
+//!   `Retry-After` header values; the in-memory, sharded
+//!   [`RateLimiter`](ratelimit::RateLimiter) and the store-backed
+//!   [`StoreRateLimiter`](ratelimit::StoreRateLimiter) that several
+//!   processes share.
 //! - [`store`]: the storage traits, [`store::MemoryStore`], `store::SqliteStore`
 //!   (feature `sqlite`), and the public conformance suite (feature `conformance`).
 //! - [`ids`], [`secret`], [`clock`], [`error`]: the vocabulary everything else uses.
@@ -100,6 +106,7 @@ pub mod http;
 pub mod ids;
 pub mod integrations;
 pub mod oauth;
+pub mod ratelimit;
 pub mod records;
 pub mod secret;
 pub mod store;

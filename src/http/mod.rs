@@ -64,7 +64,9 @@ pub use self::reqwest::{ReqwestClient, ReqwestClientBuilder};
 
 /// The `http` crate's types that requests and responses are made of,
 /// re-exported so callers need no direct dependency on it.
-pub use ::http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
+pub use ::http::{
+    HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, header,
+};
 
 /// An HTTP request with its whole body in memory.
 ///

@@ -30,6 +30,7 @@
 mod audit;
 mod connections;
 mod outbox;
+mod ratelimit;
 mod records;
 mod webhook;
 
@@ -45,6 +46,10 @@ pub use connections::{
 pub use outbox::{
     webhook_claims_leases_and_completions, webhook_concurrent_claims_are_disjoint,
     webhook_disable_policy_replay_and_recover,
+};
+pub use ratelimit::{
+    rate_limit_concurrent_updates_lose_nothing, rate_limit_purge_drops_only_expired,
+    rate_limit_updates_read_and_write_the_tat, store_rate_limiter_keeps_the_limit,
 };
 pub use records::{
     deleting_a_connection_deletes_its_harvest, erasing_a_user_leaves_only_a_tombstone,
@@ -102,6 +107,10 @@ pub async fn run_all(store: &dyn Store) {
     webhook_concurrent_claims_are_disjoint(store).await;
     webhook_disable_policy_replay_and_recover(store).await;
     replay_guard_check_and_insert(store).await;
+    rate_limit_updates_read_and_write_the_tat(store).await;
+    rate_limit_concurrent_updates_lose_nothing(store).await;
+    rate_limit_purge_drops_only_expired(store).await;
+    store_rate_limiter_keeps_the_limit(store).await;
     record_pages_upsert_with_their_cursor(store).await;
     record_reads_check_consent_and_are_logged(store).await;
     revoking_consent_drops_the_purpose_from_records(store).await;

@@ -5,6 +5,7 @@ mod audit;
 mod connections;
 mod consent;
 mod oauth;
+mod ratelimit;
 mod records;
 mod webhook;
 
@@ -61,6 +62,7 @@ struct State {
     mappings: BTreeMap<(super::MappingScope, String), String>,
     tombstones: BTreeMap<String, super::Tombstone>,
     audit: audit::AuditState,
+    rate_limits: HashMap<String, SystemTime>,
 }
 
 impl State {

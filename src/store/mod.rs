@@ -3,7 +3,8 @@
 //! consentry keeps state through a set of small, dyn-compatible async traits
 //! (credentials and data keys, connections, revocations, consent, OAuth
 //! state, leases, records, sync state, settings, erasure, webhook endpoints,
-//! the webhook outbox, the replay guard and the audit log). [`Store`] is
+//! the webhook outbox, the replay guard, shared rate limits and the audit
+//! log). [`Store`] is
 //! the umbrella: anything implementing every concern is a `Store`, by a
 //! blanket impl, and so are `Arc<S>`, `Box<S>` and `Arc<dyn Store>`.
 //!
@@ -38,6 +39,7 @@ mod consent;
 mod memory;
 mod oauth;
 mod outbox;
+mod ratelimit;
 mod records;
 #[cfg(feature = "sqlite")]
 mod sqlite;
@@ -62,6 +64,7 @@ pub use outbox::{
     DeliveryRecord, DeliveryState, EndpointEffect, MAX_ATTEMPT_ERROR_LEN, MAX_RESPONSE_EXCERPT,
     NewMessage, Published, StoredMessage, Trigger, WebhookOutboxStore,
 };
+pub use ratelimit::{RateLimitStore, TatUpdate};
 pub(crate) use records::normalize_purposes;
 pub use records::{
     AccessLogEntry, ErasureStore, MappingScope, PageApplied, PageWrite, RecordCount, RecordKey,
@@ -98,6 +101,7 @@ pub trait Store:
     + WebhookEndpointStore
     + WebhookOutboxStore
     + ReplayStore
+    + RateLimitStore
     + RecordStore
     + SyncStore
     + SettingsStore
@@ -117,6 +121,7 @@ impl<T> Store for T where
         + WebhookEndpointStore
         + WebhookOutboxStore
         + ReplayStore
+        + RateLimitStore
         + RecordStore
         + SyncStore
         + SettingsStore
@@ -140,6 +145,7 @@ fn _dyn_compatible(
     _: &dyn WebhookEndpointStore,
     _: &dyn WebhookOutboxStore,
     _: &dyn ReplayStore,
+    _: &dyn RateLimitStore,
     _: &dyn RecordStore,
     _: &dyn SyncStore,
     _: &dyn SettingsStore,

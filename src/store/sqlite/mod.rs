@@ -6,6 +6,7 @@ mod consent;
 mod migrate;
 mod oauth;
 mod outbox;
+mod ratelimit;
 mod records;
 mod sync_state;
 mod util;
