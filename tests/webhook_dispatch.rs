@@ -645,6 +645,84 @@ async fn a_huge_response_body_is_logged_truncated_to_20_kb() {
     }
 }
 
+/// With a limit of 5 per second, the limited receiver never sees more than
+/// 5 deliveries in any one-second window (by the dispatcher's manual
+/// clock, which the receiver stamps each request with), yet gets them at
+/// about that rate; an endpoint without a limit gets all of them at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rate_limit_holds_in_every_one_second_window_and_spares_other_endpoints() {
+    const LIMIT: usize = 5;
+    const MESSAGES: usize = 30;
+    let clock = ManualClock::new(start_time());
+    let limited = Receiver::start_with_clock(clock.clone()).await;
+    let free = Receiver::start_with_clock(clock.clone()).await;
+    let dispatcher = Dispatcher::builder()
+        .store(MemoryStore::new())
+        .keyring(Keyring::generate().unwrap())
+        .clock(clock.clone())
+        .options(options(&[5]))
+        .build()
+        .unwrap();
+    let admin = Actor::admin("alice");
+    dispatcher
+        .create_endpoint(
+            &admin,
+            EndpointConfig::new(limited.url()).rate_limit(LIMIT as u32),
+        )
+        .await
+        .unwrap();
+    dispatcher
+        .create_endpoint(&admin, EndpointConfig::new(free.url()))
+        .await
+        .unwrap();
+    for i in 0..MESSAGES {
+        dispatcher
+            .publish("a.b", json!({ "i": i }), None)
+            .await
+            .unwrap();
+    }
+    dispatcher.run_once().await.unwrap();
+    assert_eq!(
+        free.count(),
+        MESSAGES,
+        "the unlimited endpoint is not slowed"
+    );
+    assert!(free.received().iter().all(|r| r.at == start_time()));
+
+    let step = Duration::from_millis(50);
+    let mut steps = 0;
+    while limited.count() < MESSAGES {
+        steps += 1;
+        assert!(steps <= 400, "only {} arrived in 20 s", limited.count());
+        clock.advance(step);
+        dispatcher.run_once().await.unwrap();
+    }
+    let mut stamps: Vec<_> = limited.received().iter().map(|r| r.at).collect();
+    stamps.sort();
+    for from in &stamps {
+        let window = stamps
+            .iter()
+            .filter(|t| *t >= from && **t < *from + secs(1))
+            .count();
+        assert!(
+            window <= LIMIT,
+            "{window} deliveries in the second from {:?}",
+            from.duration_since(start_time()).unwrap()
+        );
+    }
+    // A limit, not a stall: 30 at 5 per second are done within 6 s.
+    let last = stamps.last().unwrap().duration_since(start_time()).unwrap();
+    assert!(last < secs(6), "the last delivery came at {last:?}");
+    let mut ids: Vec<_> = limited
+        .received()
+        .iter()
+        .map(|r| r.header("webhook-id").to_owned())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), MESSAGES, "each message once");
+}
+
 /// Publishes a message and lets its two attempts (schedule `[1]`) fail.
 async fn exhaust(f: &Fixture) -> MessageId {
     let id = f.dispatcher.publish("a.b", json!({}), None).await.unwrap();
