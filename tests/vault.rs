@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use consentry::secrecy::{ExposeSecret, SecretString};
-use consentry::store::{CredentialStore, DataKeyStore, MemoryStore, SqliteStore};
+use consentry::store::{CredentialStore, DataKeyStore, MemoryStore, SqliteStore, WrappedDataKey};
 use consentry::vault::{CredentialKind, KeyId, Keyring, Vault, Version};
 use consentry::{ConnectionId, Error, ErrorKind, UserId};
 
@@ -463,15 +463,27 @@ async fn erase_user_shreds_the_data_key_from_file_and_wal() {
                 .unwrap();
         }
     }
+    // The encrypted key bytes and tag: the last 48 bytes of the envelope.
+    let tail = |wrapped: &[u8]| wrapped[wrapped.len() - 48..].to_vec();
+    let under_k1 = store.get_data_key(&alice).await.unwrap().unwrap();
+    let old_needle = tail(&under_k1.wrapped);
     // Rewrap churn leaves older copies of the wrapped key around in the WAL.
     vault.set_keyring(vault.keyring().rotated().unwrap());
     vault.rewrap().await.unwrap();
-    let wrapped_now = store.get_data_key(&alice).await.unwrap().unwrap().wrapped;
-    // The encrypted key bytes and tag: the last 48 bytes of the envelope.
-    let needle = wrapped_now[wrapped_now.len() - 48..].to_vec();
+    let wrapped_now = store.get_data_key(&alice).await.unwrap().unwrap();
+    assert_eq!(
+        (under_k1.kek.as_str(), wrapped_now.kek.as_str()),
+        ("k1", "k2")
+    );
+    let needle = tail(&wrapped_now.wrapped);
+    assert_ne!(needle, old_needle, "the rewrap sealed the key anew");
     assert!(
         files_contain(&path, &needle),
         "sanity: the wrapped key is on disk before erasure"
+    );
+    assert!(
+        files_contain(&path, &old_needle),
+        "sanity: the pre-rotation wrapping (under k1) is still on disk after the rewrap"
     );
 
     let report = vault.erase_user(&alice).await.unwrap();
@@ -480,6 +492,10 @@ async fn erase_user_shreds_the_data_key_from_file_and_wal() {
     assert!(
         !files_contain(&path, &needle),
         "wrapped data key bytes survive in the database or WAL"
+    );
+    assert!(
+        !files_contain(&path, &old_needle),
+        "the pre-rotation wrapping of the data key survives in the database or WAL"
     );
     assert!(store.list_credentials(&alice).await.unwrap().is_empty());
     assert!(store.get_data_key(&alice).await.unwrap().is_none());
@@ -504,6 +520,10 @@ async fn erase_user_shreds_the_data_key_from_file_and_wal() {
     drop(vault);
     store.close().await.unwrap();
     assert!(!files_contain(&path, &needle), "after close");
+    assert!(
+        !files_contain(&path, &old_needle),
+        "pre-rotation copy, after close"
+    );
 }
 
 #[tokio::test]
@@ -633,4 +653,198 @@ async fn garbage_in_a_row_is_a_typed_error() {
         let err = vault.get(&u, &c, k).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Crypto, "{err}");
     }
+}
+
+/// Delegates to a SQLite store and counts the rewrap's page requests; while
+/// `pause` is set, the second page request never completes, so a test can
+/// drop a rewrap right after its first batch.
+#[derive(Debug, Clone)]
+struct PagedKeys {
+    inner: SqliteStore,
+    pages: Arc<AtomicU64>,
+    pause: Arc<AtomicBool>,
+    paused: Arc<tokio::sync::Notify>,
+}
+
+impl PagedKeys {
+    fn new(inner: SqliteStore) -> Self {
+        Self {
+            inner,
+            pages: Arc::default(),
+            pause: Arc::default(),
+            paused: Arc::default(),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl DataKeyStore for PagedKeys {
+    async fn get_data_key(&self, owner: &UserId) -> Result<Option<WrappedDataKey>, Error> {
+        self.inner.get_data_key(owner).await
+    }
+    async fn insert_data_key(
+        &self,
+        owner: &UserId,
+        key: WrappedDataKey,
+    ) -> Result<WrappedDataKey, Error> {
+        self.inner.insert_data_key(owner, key).await
+    }
+    async fn rewrap_data_key(
+        &self,
+        owner: &UserId,
+        expected_kek: &KeyId,
+        new: WrappedDataKey,
+    ) -> Result<bool, Error> {
+        self.inner.rewrap_data_key(owner, expected_kek, new).await
+    }
+    async fn data_keys_not_under(
+        &self,
+        kek: &KeyId,
+        after: Option<&UserId>,
+        limit: usize,
+    ) -> Result<Vec<(UserId, WrappedDataKey)>, Error> {
+        let page = self.pages.fetch_add(1, Ordering::SeqCst) + 1;
+        if page >= 2 && self.pause.load(Ordering::SeqCst) {
+            self.paused.notify_one();
+            std::future::pending::<()>().await;
+        }
+        self.inner.data_keys_not_under(kek, after, limit).await
+    }
+    async fn data_key_usage(&self) -> Result<std::collections::BTreeMap<KeyId, u64>, Error> {
+        self.inner.data_key_usage().await
+    }
+    async fn destroy_data_key(&self, owner: &UserId) -> Result<bool, Error> {
+        self.inner.destroy_data_key(owner).await
+    }
+}
+
+/// `n` users `u0000`.., one refresh token each (so `n` data keys).
+async fn seed_users(vault: &Vault, n: usize) -> HashMap<String, String> {
+    let mut expected = HashMap::new();
+    for i in 0..n {
+        let user = format!("u{i:04}");
+        let value = format!("{user}-token");
+        vault
+            .put(
+                &uid(&user),
+                &cid("conn"),
+                CredentialKind::RefreshToken,
+                secret(&value),
+            )
+            .await
+            .unwrap();
+        expected.insert(user, value);
+    }
+    expected
+}
+
+/// Reads every credential back through a fresh vault holding only `new`'s
+/// primary key.
+async fn read_back_with_only_the_new_key(
+    path: &Path,
+    new: &Keyring,
+    expected: &HashMap<String, String>,
+) {
+    let k1 = KeyId::new("k1").unwrap();
+    let only_new = if new.contains(&k1) {
+        new.without(&k1).unwrap()
+    } else {
+        new.clone()
+    };
+    assert!(!only_new.contains(&k1));
+    let fresh = Vault::new(SqliteStore::open(path).await.unwrap(), only_new);
+    for (user, value) in expected {
+        let got = fresh
+            .get(&uid(user), &cid("conn"), CredentialKind::RefreshToken)
+            .await
+            .unwrap();
+        assert_eq!(got.value.expose_secret(), value, "{user}");
+    }
+}
+
+#[tokio::test]
+async fn rewrap_walks_every_batch_of_more_than_600_data_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, path) = sqlite(&dir).await;
+    let keys = PagedKeys::new(store.clone());
+    let vault = Vault::with_stores(store.clone(), keys.clone(), Keyring::generate().unwrap());
+    let expected = seed_users(&vault, 700).await;
+    let k1 = KeyId::new("k1").unwrap();
+    assert_eq!(vault.key_usage().await.unwrap().get(&k1), Some(&700));
+
+    vault.set_keyring(vault.keyring().rotated().unwrap());
+    let report = vault.rewrap().await.unwrap();
+    assert!(report.is_complete(), "{report:?}");
+    assert_eq!((report.rewrapped, report.skipped), (700, 0), "{report:?}");
+    // 256 + 256 + 188: the cursor moved on twice.
+    assert_eq!(keys.pages.load(Ordering::SeqCst), 3);
+    let usage = vault.key_usage().await.unwrap();
+    assert_eq!(usage.get(&k1), None, "nothing left under k1: {usage:?}");
+    assert_eq!(usage.get(&KeyId::new("k2").unwrap()), Some(&700));
+    read_back_with_only_the_new_key(&path, &vault.keyring(), &expected).await;
+    vault.retire(&k1).await.unwrap();
+}
+
+#[tokio::test]
+async fn an_interrupted_rewrap_is_resumed_and_retire_waits_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, path) = sqlite(&dir).await;
+    let keys = PagedKeys::new(store.clone());
+    let vault = Vault::with_stores(store.clone(), keys.clone(), Keyring::generate().unwrap());
+    let mut expected = seed_users(&vault, 700).await;
+    let (k1, k2) = (KeyId::new("k1").unwrap(), KeyId::new("k2").unwrap());
+    vault.set_keyring(vault.keyring().rotated().unwrap());
+
+    // The first batch is rewrapped, then the run is dropped (task aborted)
+    // while it asks for the second page.
+    keys.pause.store(true, Ordering::SeqCst);
+    let run = tokio::spawn({
+        let vault = vault.clone();
+        async move { vault.rewrap().await }
+    });
+    tokio::time::timeout(Duration::from_secs(60), keys.paused.notified())
+        .await
+        .expect("the rewrap reached its second page");
+    run.abort();
+    assert!(run.await.unwrap_err().is_cancelled());
+    let usage = vault.key_usage().await.unwrap();
+    assert_eq!(
+        (usage.get(&k1), usage.get(&k2)),
+        (Some(&444), Some(&256)),
+        "one batch done: {usage:?}"
+    );
+
+    // Half done: the old key is still needed, so retiring it is refused.
+    match vault.retire(&k1).await {
+        Err(Error::KeyInUse { key_id, data_keys }) => {
+            assert_eq!((key_id, data_keys), (k1.clone(), 444));
+        }
+        other => panic!("retire during a partial rewrap must be refused, got {other:?}"),
+    }
+    assert!(vault.keyring().contains(&k1));
+    // The application keeps writing meanwhile: users on either side of the
+    // cursor, and a new one.
+    for user in ["u0000", "u0699", "late"] {
+        let value = format!("{user}-rewritten");
+        vault
+            .put(
+                &uid(user),
+                &cid("conn"),
+                CredentialKind::RefreshToken,
+                secret(&value),
+            )
+            .await
+            .unwrap();
+        expected.insert(user.to_owned(), value);
+    }
+
+    // A second run finishes the job, touching only what is left.
+    keys.pause.store(false, Ordering::SeqCst);
+    let report = vault.rewrap().await.unwrap();
+    assert!(report.is_complete(), "{report:?}");
+    assert_eq!((report.rewrapped, report.skipped), (444, 0), "{report:?}");
+    let usage = vault.key_usage().await.unwrap();
+    assert_eq!((usage.get(&k1), usage.get(&k2)), (None, Some(&701)));
+    vault.retire(&k1).await.unwrap();
+    read_back_with_only_the_new_key(&path, &vault.keyring(), &expected).await;
 }

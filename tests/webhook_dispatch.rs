@@ -577,3 +577,333 @@ async fn a_fast_connect_failure_is_retried_once_at_once() {
         assert_eq!((d[0].state, d[0].attempts), (expect_state, 1), "{case}");
     }
 }
+
+/// The default client (`WebhookClient`) never follows a redirect: the
+/// `3xx` is the attempt's answer, a failure retried at the endpoint's own
+/// URL, and the `Location` target never hears of the message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirect_is_not_followed_and_the_attempt_fails_with_its_status() {
+    for code in [307, 302] {
+        let target = Receiver::start(vec![]).await;
+        let receiver = Receiver::start(vec![Reply::Redirect(code, target.url())]).await;
+        let f = fixture(MemoryStore::new(), &receiver, options(&[5])).await;
+        let id = f
+            .dispatcher
+            .publish("a.b", json!({"n": 1}), None)
+            .await
+            .unwrap();
+        let r = f.dispatcher.run_once().await.unwrap();
+        assert_eq!((r.attempted, r.succeeded, r.failed), (1, 0, 1), "{code}");
+        assert_eq!(receiver.count(), 1, "{code}");
+        assert_eq!(target.count(), 0, "{code}: the redirect was followed");
+        let log = f.dispatcher.attempts(&f.admin, &id).await.unwrap();
+        assert_eq!(log.len(), 1, "{code}");
+        assert_eq!(log[0].status, Some(code));
+        assert_eq!(log[0].response_text(), "moved");
+        let d = f.dispatcher.deliveries(&f.admin, &id).await.unwrap();
+        assert_eq!(
+            (d[0].state, d[0].attempts, d[0].next_attempt_at),
+            (DeliveryState::Pending, 1, Some(start_time() + secs(5))),
+            "{code}: a failure, retried on schedule"
+        );
+        // The retry goes to the endpoint's URL again, never to the Location.
+        f.clock.advance(secs(5));
+        assert_eq!(f.dispatcher.run_once().await.unwrap().succeeded, 1);
+        assert_eq!((receiver.count(), target.count()), (2, 0), "{code}");
+    }
+}
+
+/// A response body far over the limit is kept as its first
+/// `MAX_RESPONSE_EXCERPT` (20,000) bytes, for a failure and for a success
+/// (which stays a success), through the SQLite attempt log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_response_body_is_logged_truncated_to_20_kb() {
+    use consentry::store::MAX_RESPONSE_EXCERPT;
+    assert_eq!(MAX_RESPONSE_EXCERPT, 20_000);
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("d.db")).await.unwrap();
+    let receiver = Receiver::start(vec![Reply::Big(500, 1_000_000), Reply::Big(200, 50_000)]).await;
+    let f = fixture(store, &receiver, options(&[5])).await;
+    let id = f.dispatcher.publish("a.b", json!({}), None).await.unwrap();
+    assert_eq!(f.dispatcher.run_once().await.unwrap().failed, 1);
+    f.clock.advance(secs(5));
+    assert_eq!(f.dispatcher.run_once().await.unwrap().succeeded, 1);
+    let prefix: Vec<u8> = b"0123456789"
+        .iter()
+        .copied()
+        .cycle()
+        .take(MAX_RESPONSE_EXCERPT)
+        .collect();
+    let log = f.dispatcher.attempts(&f.admin, &id).await.unwrap();
+    assert_eq!(
+        log.iter().map(|a| a.status).collect::<Vec<_>>(),
+        [Some(500), Some(200)]
+    );
+    for a in &log {
+        assert_eq!(a.response.len(), MAX_RESPONSE_EXCERPT, "{:?}", a.status);
+        assert!(a.response == prefix, "the excerpt is the body's start");
+    }
+}
+
+/// With a limit of 5 per second, the limited receiver never sees more than
+/// 5 deliveries in any one-second window (by the dispatcher's manual
+/// clock, which the receiver stamps each request with), yet gets them at
+/// about that rate; an endpoint without a limit gets all of them at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rate_limit_holds_in_every_one_second_window_and_spares_other_endpoints() {
+    const LIMIT: usize = 5;
+    const MESSAGES: usize = 30;
+    let clock = ManualClock::new(start_time());
+    let limited = Receiver::start_with_clock(clock.clone()).await;
+    let free = Receiver::start_with_clock(clock.clone()).await;
+    let dispatcher = Dispatcher::builder()
+        .store(MemoryStore::new())
+        .keyring(Keyring::generate().unwrap())
+        .clock(clock.clone())
+        .options(options(&[5]))
+        .build()
+        .unwrap();
+    let admin = Actor::admin("alice");
+    dispatcher
+        .create_endpoint(
+            &admin,
+            EndpointConfig::new(limited.url()).rate_limit(LIMIT as u32),
+        )
+        .await
+        .unwrap();
+    dispatcher
+        .create_endpoint(&admin, EndpointConfig::new(free.url()))
+        .await
+        .unwrap();
+    for i in 0..MESSAGES {
+        dispatcher
+            .publish("a.b", json!({ "i": i }), None)
+            .await
+            .unwrap();
+    }
+    dispatcher.run_once().await.unwrap();
+    assert_eq!(
+        free.count(),
+        MESSAGES,
+        "the unlimited endpoint is not slowed"
+    );
+    assert!(free.received().iter().all(|r| r.at == start_time()));
+
+    let step = Duration::from_millis(50);
+    let mut steps = 0;
+    while limited.count() < MESSAGES {
+        steps += 1;
+        assert!(steps <= 400, "only {} arrived in 20 s", limited.count());
+        clock.advance(step);
+        dispatcher.run_once().await.unwrap();
+    }
+    let mut stamps: Vec<_> = limited.received().iter().map(|r| r.at).collect();
+    stamps.sort();
+    for from in &stamps {
+        let window = stamps
+            .iter()
+            .filter(|t| *t >= from && **t < *from + secs(1))
+            .count();
+        assert!(
+            window <= LIMIT,
+            "{window} deliveries in the second from {:?}",
+            from.duration_since(start_time()).unwrap()
+        );
+    }
+    // A limit, not a stall: 30 at 5 per second are done within 6 s.
+    let last = stamps.last().unwrap().duration_since(start_time()).unwrap();
+    assert!(last < secs(6), "the last delivery came at {last:?}");
+    let mut ids: Vec<_> = limited
+        .received()
+        .iter()
+        .map(|r| r.header("webhook-id").to_owned())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), MESSAGES, "each message once");
+}
+
+/// Publishes a message and lets its two attempts (schedule `[1]`) fail.
+async fn exhaust(f: &Fixture) -> MessageId {
+    let id = f.dispatcher.publish("a.b", json!({}), None).await.unwrap();
+    assert_eq!(f.dispatcher.run_once().await.unwrap().failed, 1);
+    f.clock.advance(secs(1));
+    assert_eq!(f.dispatcher.run_once().await.unwrap().failed, 1);
+    let d = f.dispatcher.deliveries(&f.admin, &id).await.unwrap();
+    assert_eq!(d[0].state, DeliveryState::Exhausted);
+    id
+}
+
+async fn first_failure(f: &Fixture) -> (bool, Option<std::time::SystemTime>) {
+    let e = f
+        .dispatcher
+        .get_endpoint(&f.admin, &f.endpoint)
+        .await
+        .unwrap();
+    (e.enabled, e.first_failure_at)
+}
+
+const DAY: u64 = 86_400;
+
+/// Exhaustions spread over ten days, with a success now and then, never
+/// disable the endpoint: each success restarts the five-day clock. Without
+/// one, the same pattern disables it.
+async fn intermittent_failures(store: impl Store) {
+    let mut script = Vec::new();
+    for _ in 0..2 {
+        script.extend([Reply::Status(500), Reply::Status(500), Reply::Status(200)]);
+    }
+    script.extend(vec![Reply::Status(500); 6]);
+    let receiver = Receiver::start(script).await;
+    let f = fixture(store, &receiver, options(&[1])).await;
+    let mut events = f.dispatcher.subscribe();
+    let t = |s: u64| Some(start_time() + secs(s));
+    let succeed = |f: &Fixture| {
+        let d = f.dispatcher.clone();
+        async move {
+            d.publish("a.b", json!({}), None).await.unwrap();
+            assert_eq!(d.run_once().await.unwrap().succeeded, 1);
+        }
+    };
+
+    exhaust(&f).await; // day 0
+    assert_eq!(first_failure(&f).await, (true, t(1)));
+    f.clock.advance(secs(3 * DAY));
+    succeed(&f).await; // day 3
+    assert_eq!(
+        first_failure(&f).await,
+        (true, None),
+        "the success reset it"
+    );
+    f.clock.advance(secs(DAY));
+    exhaust(&f).await; // day 4
+    assert_eq!(first_failure(&f).await, (true, t(4 * DAY + 2)));
+    f.clock.advance(secs(3 * DAY));
+    succeed(&f).await; // day 7
+    f.clock.advance(secs(DAY));
+    exhaust(&f).await; // day 8
+    f.clock.advance(secs(2 * DAY));
+    exhaust(&f).await; // day 10: failing on and off for ten days
+    assert_eq!(first_failure(&f).await, (true, t(8 * DAY + 3)));
+    let kinds: Vec<_> = std::iter::from_fn(|| events.try_recv().ok())
+        .map(|e| e.kind)
+        .collect();
+    assert!(
+        !kinds.contains(&DispatchEventKind::EndpointDisabled),
+        "{kinds:?}"
+    );
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|k| **k == DispatchEventKind::AttemptExhausted)
+            .count(),
+        4
+    );
+
+    // The clock still runs: five days after day 8 with no success, off.
+    f.clock.advance(secs(3 * DAY));
+    exhaust(&f).await; // day 13
+    assert!(!first_failure(&f).await.0, "disabled");
+    let kinds: Vec<_> = std::iter::from_fn(|| events.try_recv().ok())
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            DispatchEventKind::AttemptExhausted,
+            DispatchEventKind::EndpointDisabled
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_success_in_between_resets_the_failure_clock_memory_store() {
+    intermittent_failures(MemoryStore::new()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_success_in_between_resets_the_failure_clock_sqlite_store() {
+    let dir = tempfile::tempdir().unwrap();
+    intermittent_failures(SqliteStore::open(dir.path().join("d.db")).await.unwrap()).await;
+}
+
+/// The forgiven path of the exhaustion rule: an exhaustion more than twice
+/// the period (10 days) after the first failure, with nothing in between,
+/// restarts the clock instead of disabling; five days after that restart,
+/// the endpoint is disabled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_old_first_failure_is_forgiven_and_the_clock_restarts() {
+    let receiver = Receiver::start(vec![Reply::Status(500); 6]).await;
+    let f = fixture(MemoryStore::new(), &receiver, options(&[1])).await;
+    let mut events = f.dispatcher.subscribe();
+    exhaust(&f).await;
+    assert_eq!(
+        first_failure(&f).await,
+        (true, Some(start_time() + secs(1)))
+    );
+    f.clock.advance(secs(11 * DAY));
+    exhaust(&f).await;
+    assert_eq!(
+        first_failure(&f).await,
+        (true, Some(start_time() + secs(11 * DAY + 2))),
+        "forgiven: the clock restarts at this exhaustion"
+    );
+    f.clock.advance(secs(5 * DAY));
+    exhaust(&f).await;
+    assert!(!first_failure(&f).await.0, "5 days after the restart");
+    let kinds: Vec<_> = std::iter::from_fn(|| events.try_recv().ok())
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            DispatchEventKind::AttemptExhausted,
+            DispatchEventKind::AttemptExhausted,
+            DispatchEventKind::AttemptExhausted,
+            DispatchEventKind::EndpointDisabled
+        ]
+    );
+}
+
+/// A `429` without `Retry-After` waits at least the 60 s overload penalty,
+/// not the schedule's 5 s, with the default ±20 % jitter too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_without_retry_after_is_retried_no_sooner_than_60_s() {
+    let receiver = Receiver::start(vec![Reply::Status(429); 5]).await;
+    let f = fixture(
+        MemoryStore::new(),
+        &receiver,
+        options(&[5, 300]).jitter(0.2),
+    )
+    .await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(
+            f.dispatcher
+                .publish("a.b", json!({ "i": i }), None)
+                .await
+                .unwrap(),
+        );
+    }
+    let r = f.dispatcher.run_once().await.unwrap();
+    assert_eq!((r.attempted, r.failed), (5, 5));
+    for id in &ids {
+        let d = f.dispatcher.deliveries(&f.admin, id).await.unwrap();
+        let due = d[0].next_attempt_at.unwrap().duration_since(start_time());
+        let due = due.unwrap();
+        assert!(due >= secs(60) && due <= secs(72), "due after {due:?}");
+    }
+    f.clock.advance(Duration::from_millis(59_999));
+    assert_eq!(f.dispatcher.run_once().await.unwrap().attempted, 0);
+    f.clock.advance(secs(13));
+    assert_eq!(f.dispatcher.run_once().await.unwrap().succeeded, 5);
+    for id in &ids {
+        let log = f.dispatcher.attempts(&f.admin, id).await.unwrap();
+        assert_eq!(
+            log.iter().map(|a| a.status).collect::<Vec<_>>(),
+            [Some(429), Some(200)]
+        );
+        assert!(log[1].at.duration_since(log[0].at).unwrap() >= secs(60));
+    }
+    assert_eq!(receiver.count(), 10);
+}

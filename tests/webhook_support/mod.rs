@@ -11,6 +11,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use consentry::clock::{Clock, ManualClock};
 
 /// What the receiver answers to one request.
 #[derive(Debug, Clone)]
@@ -21,6 +22,10 @@ pub enum Reply {
     RetryAfter(u16, String),
     /// Waits (real time), then answers 200.
     Slow(Duration),
+    /// This status (a 3xx) with `Location` set to this URL.
+    Redirect(u16, String),
+    /// This status and a body of this many bytes (`0123456789` repeated).
+    Big(u16, usize),
 }
 
 /// One request the receiver got.
@@ -28,6 +33,9 @@ pub enum Reply {
 pub struct Received {
     pub headers: HeaderMap,
     pub body: Vec<u8>,
+    /// When it arrived, by the receiver's clock (the system clock unless
+    /// started with [`Receiver::start_with_clock`]).
+    pub at: SystemTime,
 }
 
 impl Received {
@@ -44,6 +52,7 @@ struct Shared {
     log: Arc<Mutex<Vec<Received>>>,
     script: Arc<Mutex<VecDeque<Reply>>>,
     delay: Duration,
+    clock: Option<ManualClock>,
 }
 
 /// A running receiver.
@@ -58,6 +67,16 @@ impl Receiver {
     /// 200.
     pub async fn start(script: Vec<Reply>) -> Self {
         Self::serve(Shared::default(), script).await
+    }
+
+    /// Starts a receiver that answers 200 and stamps each request with
+    /// `clock`'s time (the dispatcher's clock in a test).
+    pub async fn start_with_clock(clock: ManualClock) -> Self {
+        let shared = Shared {
+            clock: Some(clock),
+            ..Shared::default()
+        };
+        Self::serve(shared, Vec::new()).await
     }
 
     /// Starts a receiver that answers every request 200 after `delay`.
@@ -94,9 +113,11 @@ impl Receiver {
 }
 
 async fn handle(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    let at = s.clock.as_ref().map_or_else(SystemTime::now, Clock::now);
     s.log.lock().unwrap().push(Received {
         headers,
         body: body.to_vec(),
+        at,
     });
     let reply = s.script.lock().unwrap().pop_front();
     if !s.delay.is_zero() {
@@ -111,6 +132,15 @@ async fn handle(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Res
         Some(Reply::RetryAfter(code, after)) => {
             let code = StatusCode::from_u16(code).unwrap();
             (code, [("retry-after", after)], "slow down").into_response()
+        }
+        Some(Reply::Redirect(code, location)) => {
+            let code = StatusCode::from_u16(code).unwrap();
+            (code, [("location", location)], "moved").into_response()
+        }
+        Some(Reply::Big(code, len)) => {
+            let code = StatusCode::from_u16(code).unwrap();
+            let body: Vec<u8> = b"0123456789".iter().copied().cycle().take(len).collect();
+            (code, body).into_response()
         }
         Some(Reply::Slow(wait)) => {
             tokio::time::sleep(wait).await;

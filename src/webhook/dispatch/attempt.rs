@@ -2,6 +2,7 @@
 //! revision), the per-endpoint rate limit, signing, sending, and the
 //! outcome under the retry schedule.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -36,12 +37,18 @@ pub(super) struct Runtime {
     rate_limit: Option<u32>,
 }
 
-/// A per-endpoint token bucket (per process).
-#[derive(Debug)]
+/// A per-endpoint sliding one-second window (per process): when the
+/// deliveries of the last second went out, at most the limit of them.
+///
+/// A token bucket holding a second's worth of tokens would let twice the
+/// limit through in one second (a full bucket, then its refill).
+#[derive(Debug, Default)]
 pub(super) struct Bucket {
-    tokens: f64,
-    at: SystemTime,
+    sent: VecDeque<SystemTime>,
 }
+
+/// The window a rate limit counts over.
+const RATE_WINDOW: Duration = Duration::from_secs(1);
 
 impl Dispatcher {
     /// The endpoint's configuration at `revision` or later, from the cache
@@ -90,29 +97,41 @@ impl Dispatcher {
         Ok(runtime)
     }
 
-    /// Takes a token from the endpoint's bucket, or says how long to wait.
+    /// Counts a delivery in the endpoint's window, or says how long to
+    /// wait until the window has room: never more than `per_second`
+    /// deliveries in any one second.
     fn rate_limited(&self, id: &EndpointId, per_second: u32, now: SystemTime) -> Option<Duration> {
-        let rate = f64::from(per_second.max(1));
+        let limit = usize::try_from(per_second.max(1)).unwrap_or(usize::MAX);
         let mut buckets = lock(&self.inner.limiter);
         if buckets.len() >= MAX_CACHED && !buckets.contains_key(id) {
             buckets.clear();
         }
-        let b = buckets.entry(id.clone()).or_insert(Bucket {
-            tokens: rate,
-            at: now,
-        });
-        let elapsed = now
-            .duration_since(b.at)
-            .unwrap_or(Duration::ZERO)
-            .as_secs_f64();
-        b.tokens = (b.tokens + elapsed * rate).min(rate);
-        b.at = now.max(b.at);
-        if b.tokens >= 1.0 {
-            b.tokens -= 1.0;
-            None
-        } else {
-            Some(Duration::from_secs_f64((1.0 - b.tokens) / rate))
+        let b = buckets.entry(id.clone()).or_default();
+        // The clock stepped back: forget the window rather than stall
+        // until the clock catches up.
+        if b.sent.back().is_some_and(|last| *last > now) {
+            b.sent.clear();
         }
+        while b
+            .sent
+            .front()
+            .is_some_and(|t| t.checked_add(RATE_WINDOW).is_some_and(|end| end <= now))
+        {
+            b.sent.pop_front();
+        }
+        if b.sent.len() < limit {
+            b.sent.push_back(now);
+            return None;
+        }
+        // Room comes when all but `limit - 1` of them have left the window
+        // (the limit may have been lowered since they were sent).
+        let leaves = b.sent[b.sent.len() - limit];
+        Some(
+            leaves
+                .checked_add(RATE_WINDOW)
+                .and_then(|end| end.duration_since(now).ok())
+                .unwrap_or(RATE_WINDOW),
+        )
     }
 
     /// One attempt: `None` if the delivery was deferred (rate limit).

@@ -88,8 +88,8 @@ impl EndpointConfig {
         self
     }
 
-    /// At most `per_second` deliveries per second (1 to 10 000), per
-    /// dispatcher process.
+    /// At most `per_second` deliveries in any one second (1 to 10 000),
+    /// per dispatcher process.
     pub fn rate_limit(mut self, per_second: u32) -> Self {
         self.rate_limit = Some(per_second);
         self
