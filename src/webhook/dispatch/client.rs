@@ -91,30 +91,65 @@ pub struct WebhookClientBuilder {
 impl WebhookClientBuilder {
     /// The address policy; default [`Policy::new`] (every blocked range,
     /// no exception).
+    ///
+    /// ```
+    /// use consentry::webhook::{WebhookClient, ssrf::Policy};
+    /// let client = WebhookClient::builder().policy(Policy::new().allow("10.0.0.0/8".parse()?)).build()?;
+    /// # let _ = client;
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn policy(mut self, policy: Policy) -> Self {
         self.policy = policy;
         self
     }
 
     /// Accept `http://` URLs too. Off by default.
+    ///
+    /// ```
+    /// use consentry::webhook::WebhookClient;
+    /// let client = WebhookClient::builder().allow_http(true).build()?;
+    /// # let _ = client;
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn allow_http(mut self, allow: bool) -> Self {
         self.allow_http = allow;
         self
     }
 
     /// The total timeout of one request; default 15 s.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use consentry::webhook::WebhookClient;
+    /// assert!(WebhookClient::builder().timeout(Duration::from_secs(5)).build().is_ok());
+    /// assert!(WebhookClient::builder().timeout(Duration::ZERO).build().is_err());
+    /// ```
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
     }
 
     /// The connect timeout; default 10 s (never more than the timeout).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use consentry::webhook::WebhookClient;
+    /// assert!(WebhookClient::builder().connect_timeout(Duration::from_secs(2)).build().is_ok());
+    /// assert!(WebhookClient::builder().connect_timeout(Duration::ZERO).build().is_err());
+    /// ```
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
     }
 
     /// How much of a response body is kept; default 20 000 bytes.
+    ///
+    /// ```
+    /// use consentry::webhook::WebhookClient;
+    /// let client = WebhookClient::builder().max_response_bytes(1024).build()?;
+    /// # let _ = client;
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn max_response_bytes(mut self, bytes: usize) -> Self {
         self.max_response_bytes = bytes;
         self
@@ -125,6 +160,13 @@ impl WebhookClientBuilder {
     /// # Errors
     /// [`Error::InvalidInput`] for a zero timeout; [`Error::Http`] if the
     /// TLS backend cannot be initialised.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use consentry::webhook::WebhookClient;
+    /// assert!(WebhookClient::builder().build().is_ok());
+    /// assert!(WebhookClient::builder().timeout(Duration::ZERO).build().is_err());
+    /// ```
     pub fn build(self) -> Result<WebhookClient> {
         if self.timeout.is_zero() || self.connect_timeout.is_zero() {
             return Err(Error::invalid(
@@ -155,6 +197,13 @@ impl WebhookClientBuilder {
 
 impl WebhookClient {
     /// A builder.
+    ///
+    /// ```
+    /// use consentry::webhook::WebhookClient;
+    /// let client = WebhookClient::builder().build()?;
+    /// # let _ = client;
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn builder() -> WebhookClientBuilder {
         WebhookClientBuilder {
             policy: Policy::new(),
@@ -171,6 +220,13 @@ impl WebhookClient {
     ///
     /// # Errors
     /// As [`WebhookClientBuilder::build`].
+    ///
+    /// ```
+    /// use consentry::webhook::{DispatcherOptions, WebhookClient};
+    /// let client = WebhookClient::for_options(&DispatcherOptions::default().allow_insecure_loopback(true))?;
+    /// # let _ = client;
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn for_options(options: &DispatcherOptions) -> Result<Self> {
         Self::builder()
             .policy(options.egress_policy())
