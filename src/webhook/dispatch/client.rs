@@ -93,10 +93,17 @@ impl WebhookClientBuilder {
     /// no exception).
     ///
     /// ```
+    /// use consentry::http::{HttpClient, HttpErrorKind, Request};
     /// use consentry::webhook::{WebhookClient, ssrf::Policy};
-    /// let client = WebhookClient::builder().policy(Policy::new().allow("10.0.0.0/8".parse()?)).build()?;
-    /// # let _ = client;
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let local = || Request::post("https://127.0.0.1:1/in").body(Vec::new()).unwrap();
+    /// let strict = WebhookClient::builder().build()?;
+    /// assert_eq!(strict.send(local()).await.unwrap_err().kind(), HttpErrorKind::Blocked);
+    /// let dev = WebhookClient::builder().policy(Policy::new().allow("127.0.0.1".parse()?)).build()?;
+    /// let err = dev.send(local()).await.unwrap_err(); // let through; nothing listens on port 1
+    /// assert_ne!(err.kind(), HttpErrorKind::Blocked);
     /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
     /// ```
     pub fn policy(mut self, policy: Policy) -> Self {
         self.policy = policy;
@@ -106,10 +113,17 @@ impl WebhookClientBuilder {
     /// Accept `http://` URLs too. Off by default.
     ///
     /// ```
-    /// use consentry::webhook::WebhookClient;
-    /// let client = WebhookClient::builder().allow_http(true).build()?;
-    /// # let _ = client;
+    /// use consentry::http::{HttpClient, HttpErrorKind, Request};
+    /// use consentry::webhook::{WebhookClient, ssrf::Policy};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let plain = || Request::post("http://127.0.0.1:1/in").body(Vec::new()).unwrap();
+    /// let loopback = Policy::new().allow("127.0.0.1".parse()?);
+    /// let strict = WebhookClient::builder().policy(loopback.clone()).build()?;
+    /// assert_eq!(strict.send(plain()).await.unwrap_err().kind(), HttpErrorKind::Blocked); // the scheme
+    /// let dev = WebhookClient::builder().policy(loopback).allow_http(true).build()?;
+    /// assert_ne!(dev.send(plain()).await.unwrap_err().kind(), HttpErrorKind::Blocked);
     /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
     /// ```
     pub fn allow_http(mut self, allow: bool) -> Self {
         self.allow_http = allow;
@@ -199,10 +213,14 @@ impl WebhookClient {
     /// A builder.
     ///
     /// ```
+    /// use consentry::http::{HttpClient, HttpErrorKind, Request};
     /// use consentry::webhook::WebhookClient;
-    /// let client = WebhookClient::builder().build()?;
-    /// # let _ = client;
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let client = WebhookClient::builder().build()?; // https only, every blocked range
+    /// let private = Request::post("https://10.0.0.7/in").body(Vec::new()).unwrap();
+    /// assert_eq!(client.send(private).await.unwrap_err().kind(), HttpErrorKind::Blocked);
     /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
     /// ```
     pub fn builder() -> WebhookClientBuilder {
         WebhookClientBuilder {
@@ -222,10 +240,16 @@ impl WebhookClient {
     /// As [`WebhookClientBuilder::build`].
     ///
     /// ```
+    /// use consentry::http::{HttpClient, HttpErrorKind, Request};
     /// use consentry::webhook::{DispatcherOptions, WebhookClient};
-    /// let client = WebhookClient::for_options(&DispatcherOptions::default().allow_insecure_loopback(true))?;
-    /// # let _ = client;
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let local = || Request::post("http://127.0.0.1:1/in").body(Vec::new()).unwrap();
+    /// let prod = WebhookClient::for_options(&DispatcherOptions::default())?;
+    /// assert_eq!(prod.send(local()).await.unwrap_err().kind(), HttpErrorKind::Blocked);
+    /// let dev = WebhookClient::for_options(&DispatcherOptions::default().allow_insecure_loopback(true))?;
+    /// assert_ne!(dev.send(local()).await.unwrap_err().kind(), HttpErrorKind::Blocked);
     /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
     /// ```
     pub fn for_options(options: &DispatcherOptions) -> Result<Self> {
         Self::builder()
