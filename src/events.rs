@@ -195,6 +195,16 @@ impl Event {
     }
 
     /// Sets the stream.
+    ///
+    /// ```
+    /// # use std::time::SystemTime;
+    /// use consentry::events::{Event, EventKind};
+    /// let e = Event::new(EventKind::RefreshFailed, "alice".parse()?, "c1".parse()?, "google".parse()?,
+    ///                    SystemTime::UNIX_EPOCH)
+    ///     .with_stream("calendar_events");
+    /// assert_eq!(e.stream.as_deref(), Some("calendar_events"));
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     #[must_use]
     pub fn with_stream(mut self, stream: impl Into<String>) -> Self {
         self.stream = Some(stream.into());

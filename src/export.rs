@@ -37,6 +37,12 @@ pub enum Format {
 
 impl Format {
     /// The media type to send the export with.
+    ///
+    /// ```
+    /// use consentry::export::Format;
+    /// assert_eq!(Format::Json.content_type(), "application/json");
+    /// assert_eq!(Format::Csv.content_type(), "text/csv; charset=utf-8");
+    /// ```
     pub fn content_type(self) -> &'static str {
         match self {
             Self::Json => "application/json",

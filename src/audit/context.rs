@@ -7,8 +7,20 @@ use std::net::IpAddr;
 use super::event::{AuditActor, clean};
 
 /// The longest user agent kept (longer ones are cut).
+///
+/// ```
+/// use consentry::audit::{MAX_USER_AGENT_LEN, RequestContext};
+/// let ctx = RequestContext::new().user_agent("a".repeat(2 * MAX_USER_AGENT_LEN));
+/// assert_eq!(ctx.user_agent.map(|ua| ua.len()), Some(MAX_USER_AGENT_LEN));
+/// ```
 pub const MAX_USER_AGENT_LEN: usize = 512;
 /// The longest request id kept (longer ones are cut).
+///
+/// ```
+/// use consentry::audit::{MAX_REQUEST_ID_LEN, RequestContext};
+/// let ctx = RequestContext::new().request_id("r".repeat(2 * MAX_REQUEST_ID_LEN));
+/// assert_eq!(ctx.request_id.map(|id| id.len()), Some(MAX_REQUEST_ID_LEN));
+/// ```
 pub const MAX_REQUEST_ID_LEN: usize = 128;
 
 tokio::task_local! {

@@ -13,10 +13,41 @@ use crate::ids::UserId;
 use crate::store::StoredAuditEntry;
 
 /// The longest action name (`resource.action`).
+///
+/// ```
+/// use consentry::audit::{AuditActor, AuditEvent, MAX_ACTION_LEN};
+/// let long = format!("a.{}", "b".repeat(MAX_ACTION_LEN));
+/// assert!(AuditEvent::new(&long, AuditActor::System).is_err());
+/// ```
 pub const MAX_ACTION_LEN: usize = 64;
 /// The longest resource or actor text.
+///
+/// ```
+/// use consentry::audit::{AuditActor, AuditEvent, AuditLog, AuditQuery, MAX_RESOURCE_LEN};
+/// use consentry::{store::MemoryStore, vault::Keyring};
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let log = AuditLog::new(MemoryStore::new(), Keyring::generate()?);
+/// log.record_durable(AuditEvent::new("file.read", AuditActor::System)?.resource("f".repeat(1000))).await?;
+/// let page = log.query(&AuditQuery::default()).await?;
+/// assert_eq!(page.entries[0].resource.as_ref().map(String::len), Some(MAX_RESOURCE_LEN)); // cut
+/// # Ok::<(), consentry::Error>(())
+/// # }).unwrap();
+/// ```
 pub const MAX_RESOURCE_LEN: usize = 256;
 /// The largest details object, as JSON text.
+///
+/// ```
+/// use consentry::audit::{AuditActor, AuditEvent, AuditLog, AuditQuery, MAX_DETAILS_LEN};
+/// use consentry::{store::MemoryStore, vault::Keyring};
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let log = AuditLog::new(MemoryStore::new(), Keyring::generate()?);
+/// let event = AuditEvent::new("file.read", AuditActor::System)?.detail("note", "n".repeat(MAX_DETAILS_LEN));
+/// log.record_durable(event).await?;
+/// let page = log.query(&AuditQuery::default()).await?;
+/// assert_eq!(page.entries[0].details, serde_json::json!({"truncated": true}));
+/// # Ok::<(), consentry::Error>(())
+/// # }).unwrap();
+/// ```
 pub const MAX_DETAILS_LEN: usize = 4 * 1024;
 
 /// Who performed an audited operation.

@@ -655,6 +655,16 @@ impl OAuth2ConnectorBuilder {
 
     /// The provider API's base URL, prefixed to the paths of declared
     /// streams ([`StreamSpec::with_http`](super::StreamSpec::with_http)).
+    ///
+    /// ```
+    /// use consentry::connector::{HttpStream, StreamSpec};
+    /// use consentry::url::Url;
+    /// let stream = StreamSpec::new("contacts")?.with_http(HttpStream::new("/contacts", "/data", "/id")?);
+    /// let acme = consentry::integrations::doc_support::connector()?.into_builder().stream(stream);
+    /// assert!(acme.clone().build().is_err()); // declared streams need a base URL
+    /// assert!(acme.api_base_url(Url::parse("https://api.acme.example/v2")?).build().is_ok());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn api_base_url(mut self, url: Url) -> Self {
         self.api_base_url = Some(url);
         self

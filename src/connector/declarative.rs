@@ -96,6 +96,15 @@ impl HttpStream {
     /// # Errors
     /// [`Error::InvalidInput`] if `path` does not start with `/` or has
     /// `?`, `#` or `..`, or a pointer is not a JSON pointer.
+    ///
+    /// ```
+    /// use consentry::connector::{HttpStream, Pagination};
+    /// let s = HttpStream::new("/v1/items", "", "/id")?; // a top-level array
+    /// assert_eq!(s.pagination(), &Pagination::None);
+    /// assert!(HttpStream::new("/v1/../admin", "/data", "/id").is_err());
+    /// assert!(HttpStream::new("/v1/items", "data", "/id").is_err()); // not a JSON pointer
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn new(path: &str, records: &str, id: &str) -> Result<Self> {
         if !path.starts_with('/')
             || path.len() > 512
@@ -125,6 +134,13 @@ impl HttpStream {
     }
 
     /// Adds a fixed query parameter.
+    ///
+    /// ```
+    /// use consentry::connector::HttpStream;
+    /// let s = HttpStream::new("/v1/items", "/data", "/id")?.with_query("sort", "updated");
+    /// assert!(format!("{s:?}").contains("\"sort\", \"updated\""));
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     #[must_use]
     pub fn with_query(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.query.push((name.into(), value.into()));
@@ -135,6 +151,14 @@ impl HttpStream {
     ///
     /// # Errors
     /// [`Error::InvalidInput`] if `kind` is not a token.
+    ///
+    /// ```
+    /// use consentry::connector::HttpStream;
+    /// let s = HttpStream::new("/v1/items", "/data", "/id")?;
+    /// assert!(s.clone().with_kind("contact").is_ok());
+    /// assert!(s.with_kind("not a token").is_err());
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn with_kind(mut self, kind: &str) -> Result<Self> {
         crate::ids::check_token("record kind", kind, crate::records::MAX_KIND_LEN)?;
         self.kind = Some(kind.to_owned());
@@ -146,6 +170,14 @@ impl HttpStream {
     ///
     /// # Errors
     /// [`Error::InvalidInput`] if `pointer` is not a JSON pointer.
+    ///
+    /// ```
+    /// use consentry::connector::HttpStream;
+    /// let s = HttpStream::new("/v1/items", "/data", "/id")?;
+    /// assert!(s.clone().with_field("name", "/profile/name").is_ok());
+    /// assert!(s.with_field("name", "profile.name").is_err()); // pointers start with `/`
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn with_field(mut self, name: impl Into<String>, pointer: &str) -> Result<Self> {
         check_pointer("field pointer", pointer, false)?;
         self.fields.push((name.into(), pointer.to_owned()));
@@ -153,6 +185,13 @@ impl HttpStream {
     }
 
     /// Sets the pagination style.
+    ///
+    /// ```
+    /// use consentry::connector::{HttpStream, Pagination};
+    /// let s = HttpStream::new("/v1/items", "/data", "/id")?.with_pagination(Pagination::Link);
+    /// assert_eq!(s.pagination(), &Pagination::Link);
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     #[must_use]
     pub fn with_pagination(mut self, pagination: Pagination) -> Self {
         self.pagination = pagination;
@@ -165,6 +204,16 @@ impl HttpStream {
     ///
     /// # Errors
     /// [`Error::InvalidInput`] if `field` is not a JSON pointer.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use consentry::connector::HttpStream;
+    /// let s = HttpStream::new("/v1/items", "/data", "/id")?;
+    /// assert!(!s.is_incremental());
+    /// let s = s.with_cursor("/updated_at", "updated_since", Duration::from_secs(60))?;
+    /// assert!(s.is_incremental());
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn with_cursor(
         mut self,
         field: &str,
@@ -179,17 +228,40 @@ impl HttpStream {
     }
 
     /// The request path.
+    ///
+    /// ```
+    /// use consentry::connector::HttpStream;
+    /// assert_eq!(HttpStream::new("/v1/items", "/data", "/id")?.path(), "/v1/items");
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn path(&self) -> &str {
         &self.path
     }
 
     /// The pagination style.
+    ///
+    /// ```
+    /// use consentry::connector::{HttpStream, Pagination};
+    /// let offset = Pagination::Offset { offset_param: "offset".into(), limit_param: "limit".into() };
+    /// let s = HttpStream::new("/v1/items", "/data", "/id")?.with_pagination(offset.clone());
+    /// assert_eq!(s.pagination(), &offset);
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn pagination(&self) -> &Pagination {
         &self.pagination
     }
 
     /// Whether runs resume from a datetime cursor (otherwise each run reads
     /// everything).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use consentry::connector::HttpStream;
+    /// let full = HttpStream::new("/v1/items", "/data", "/id")?;
+    /// let incremental = full.clone().with_cursor("/updated_at", "since", Duration::ZERO)?;
+    /// assert!(!full.is_incremental() && incremental.is_incremental());
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn is_incremental(&self) -> bool {
         self.cursor_field.is_some()
     }

@@ -15,6 +15,17 @@ use crate::ids::Purpose;
 use crate::records::Record;
 
 /// The largest JSON body [`FetchContext::get_json`] parses (16 MiB).
+///
+/// ```
+/// use consentry::connector::{FetchContext, MAX_JSON_BODY};
+/// use consentry::http::{self, HttpRequest, Response};
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let huge = FetchContext::unauthenticated(http::from_fn(|_req: HttpRequest| async {
+///     Ok(Response::new(vec![b' '; MAX_JSON_BODY + 1]))
+/// }));
+/// assert!(huge.get_json("https://api.example/items").await.is_err());
+/// # });
+/// ```
 pub const MAX_JSON_BODY: usize = 16 * 1024 * 1024;
 
 /// The transport behind a [`FetchContext`]: authorised, budgeted and
@@ -77,6 +88,13 @@ impl fmt::Debug for FetchContext {
 impl FetchContext {
     /// A context over a plain client: no token, no budgets, no retries.
     /// For connectors that need no credentials, and for testing one.
+    ///
+    /// ```
+    /// use consentry::connector::FetchContext;
+    /// use consentry::http::{self, HttpRequest, Response};
+    /// let ctx = FetchContext::unauthenticated(http::from_fn(|_req: HttpRequest| async { Ok(Response::new(b"{}".to_vec())) }));
+    /// assert!(ctx.purpose().is_none() && ctx.settings().is_empty());
+    /// ```
     pub fn unauthenticated(http: impl HttpClient) -> Self {
         Self::new(
             Arc::new(Plain(Arc::new(http))),
@@ -126,6 +144,20 @@ impl FetchContext {
     /// the run may; [`Error::ProviderUnavailable`] when the provider's
     /// circuit is open; [`Error::UpstreamStatus`] for a 5xx after retries;
     /// [`Error::Http`] when no response could be had.
+    ///
+    /// ```
+    /// use consentry::connector::FetchContext;
+    /// use consentry::http::{self, HttpRequest, Response};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let ctx = FetchContext::unauthenticated(http::from_fn(|_req: HttpRequest| async {
+    ///     Ok(Response::builder().status(404).body(Vec::new()).unwrap())
+    /// }));
+    /// let request = http::Request::get("https://api.example/items/9").body(Vec::new()).unwrap();
+    /// let response = ctx.send(request).await?;
+    /// assert_eq!(response.status(), 404); // a response, for the connector to interpret
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn send(&self, request: HttpRequest) -> Result<HttpResponse> {
         self.transport.send(request).await
     }
@@ -138,6 +170,20 @@ impl FetchContext {
     /// answer, [`Error::InvalidResponse`] for a body that is not JSON or is
     /// larger than [`MAX_JSON_BODY`], [`Error::InvalidInput`] for a bad
     /// URL.
+    ///
+    /// ```
+    /// use consentry::connector::FetchContext;
+    /// use consentry::http::{self, HttpRequest, Response};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let ctx = FetchContext::unauthenticated(http::from_fn(|req: HttpRequest| async move {
+    ///     Ok(if req.uri().path() == "/ok" { Response::new(br#"{"n": 1}"#.to_vec()) }
+    ///        else { Response::builder().status(500).body(Vec::new()).unwrap() })
+    /// }));
+    /// assert_eq!(ctx.get_json("https://api.example/ok").await?["n"], 1);
+    /// assert!(ctx.get_json("https://api.example/broken").await.is_err());
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn get_json(&self, url: &str) -> Result<serde_json::Value> {
         let request = ::http::Request::get(url)
             .header(header::ACCEPT, "application/json")
@@ -155,22 +201,55 @@ impl FetchContext {
 
     /// The purpose the data is fetched for (none for an unauthenticated
     /// context).
+    ///
+    /// ```
+    /// use consentry::connector::FetchContext;
+    /// use consentry::http::{self, HttpRequest, Response};
+    /// let ctx = FetchContext::unauthenticated(http::from_fn(|_req: HttpRequest| async { Ok(Response::new(Vec::new())) }));
+    /// assert_eq!(ctx.purpose(), None);
+    /// ```
     pub fn purpose(&self) -> Option<&Purpose> {
         self.purpose.as_ref()
     }
 
     /// The connection's settings (validated against the connector's
     /// schema by `Integrations::configure`).
+    ///
+    /// ```
+    /// use consentry::connector::FetchContext;
+    /// use consentry::http::{self, HttpRequest, Response};
+    /// let ctx = FetchContext::unauthenticated(http::from_fn(|_req: HttpRequest| async { Ok(Response::new(Vec::new())) }))
+    ///     .with_settings(serde_json::json!({"limit": 50}).as_object().unwrap().clone());
+    /// assert_eq!(ctx.settings()["limit"], 50);
+    /// ```
     pub fn settings(&self) -> &serde_json::Map<String, serde_json::Value> {
         &self.settings
     }
 
     /// A string setting.
+    ///
+    /// ```
+    /// use consentry::connector::FetchContext;
+    /// use consentry::http::{self, HttpRequest, Response};
+    /// let ctx = FetchContext::unauthenticated(http::from_fn(|_req: HttpRequest| async { Ok(Response::new(Vec::new())) }))
+    ///     .with_settings(serde_json::json!({"calendar": "work", "limit": 50}).as_object().unwrap().clone());
+    /// assert_eq!(ctx.setting_str("calendar"), Some("work"));
+    /// assert_eq!(ctx.setting_str("limit"), None); // not a string
+    /// ```
     pub fn setting_str(&self, name: &str) -> Option<&str> {
         self.settings.get(name).and_then(serde_json::Value::as_str)
     }
 
     /// When the run started (from the injected clock).
+    ///
+    /// ```
+    /// use std::time::SystemTime;
+    /// use consentry::connector::FetchContext;
+    /// use consentry::http::{self, HttpRequest, Response};
+    /// let before = SystemTime::now();
+    /// let ctx = FetchContext::unauthenticated(http::from_fn(|_req: HttpRequest| async { Ok(Response::new(Vec::new())) }));
+    /// assert!(ctx.now() >= before);
+    /// ```
     pub fn now(&self) -> SystemTime {
         self.now
     }
@@ -238,6 +317,13 @@ pub struct Page {
 
 impl Page {
     /// A page with more after it, at `next`.
+    ///
+    /// ```
+    /// use consentry::connector::Page;
+    /// let page = Page::more(Vec::new(), "page-2");
+    /// assert!(page.has_more);
+    /// assert_eq!(page.next_cursor.as_deref(), Some("page-2"));
+    /// ```
     pub fn more(records: Vec<Record>, next: impl Into<String>) -> Self {
         Self {
             records,
@@ -248,6 +334,12 @@ impl Page {
     }
 
     /// The last page for now; `cursor` is where the next run starts.
+    ///
+    /// ```
+    /// use consentry::connector::Page;
+    /// let page = Page::done(Vec::new(), None);
+    /// assert!(!page.has_more && page.next_cursor.is_none());
+    /// ```
     pub fn done(records: Vec<Record>, cursor: Option<String>) -> Self {
         Self {
             records,
@@ -257,6 +349,12 @@ impl Page {
     }
 
     /// The cursor is no longer valid: start from scratch.
+    ///
+    /// ```
+    /// use consentry::connector::Page;
+    /// let page = Page::reset();
+    /// assert!(page.reset && page.records.is_empty());
+    /// ```
     pub fn reset() -> Self {
         Self {
             reset: true,
@@ -265,6 +363,12 @@ impl Page {
     }
 
     /// Adds ids of records deleted at the provider.
+    ///
+    /// ```
+    /// use consentry::connector::Page;
+    /// let page = Page::done(Vec::new(), Some("t".into())).with_deleted(vec!["gone-1".into()]);
+    /// assert_eq!(page.deleted, ["gone-1"]);
+    /// ```
     #[must_use]
     pub fn with_deleted(mut self, deleted: Vec<String>) -> Self {
         self.deleted = deleted;

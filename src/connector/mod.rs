@@ -512,6 +512,14 @@ impl StreamSpec {
 
     /// Sets how often the scheduler runs the stream (default: the
     /// runtime's default interval, one hour).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use consentry::connector::StreamSpec;
+    /// let s = StreamSpec::new("events")?.with_interval(Duration::from_secs(900));
+    /// assert_eq!(s.interval(), Some(Duration::from_secs(900)));
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     #[must_use]
     pub fn with_interval(mut self, interval: Duration) -> Self {
         self.interval = Some(interval);
@@ -520,6 +528,13 @@ impl StreamSpec {
 
     /// Declares how to fetch the stream with a GET request
     /// ([`OAuth2Connector`] fetches declared streams without code).
+    ///
+    /// ```
+    /// use consentry::connector::{HttpStream, StreamSpec};
+    /// let s = StreamSpec::new("contacts")?.with_http(HttpStream::new("/v1/contacts", "/data", "/id")?);
+    /// assert_eq!(s.http().map(HttpStream::path), Some("/v1/contacts"));
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     #[must_use]
     pub fn with_http(mut self, http: HttpStream) -> Self {
         self.http = Some(http);
@@ -527,11 +542,23 @@ impl StreamSpec {
     }
 
     /// How often the scheduler runs it, if set.
+    ///
+    /// ```
+    /// use consentry::connector::StreamSpec;
+    /// assert_eq!(StreamSpec::new("events")?.interval(), None); // the runtime's default
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn interval(&self) -> Option<Duration> {
         self.interval
     }
 
     /// The declared request, if any.
+    ///
+    /// ```
+    /// use consentry::connector::StreamSpec;
+    /// assert!(StreamSpec::new("events")?.http().is_none()); // fetched by the connector's code
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn http(&self) -> Option<&HttpStream> {
         self.http.as_ref()
     }

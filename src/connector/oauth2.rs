@@ -766,6 +766,19 @@ pub struct OAuth2Connector {
 
 impl OAuth2Connector {
     /// The provider API's base URL for declared streams, if set.
+    ///
+    /// ```
+    /// use consentry::connector::{HttpStream, StreamSpec};
+    /// use consentry::url::Url;
+    /// let plain = consentry::integrations::doc_support::connector()?;
+    /// assert_eq!(plain.api_base_url(), None);
+    /// let declared = plain.into_builder()
+    ///     .api_base_url(Url::parse("https://api.acme.example/v2")?)
+    ///     .stream(StreamSpec::new("contacts")?.with_http(HttpStream::new("/contacts", "/data", "/id")?))
+    ///     .build()?;
+    /// assert_eq!(declared.api_base_url().map(Url::as_str), Some("https://api.acme.example/v2"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn api_base_url(&self) -> Option<&Url> {
         self.api_base_url.as_ref()
     }

@@ -10,6 +10,12 @@ use url::Url;
 use crate::http::HeaderMap;
 
 /// The longest page token or cursor accepted, in bytes.
+///
+/// ```
+/// use consentry::connector::pagination::{MAX_CURSOR_LEN, page_token};
+/// let long = serde_json::json!({ "next": "x".repeat(MAX_CURSOR_LEN + 1) });
+/// assert_eq!(page_token(&long, "/next"), None);
+/// ```
 pub const MAX_CURSOR_LEN: usize = 4096;
 
 /// The string at JSON `pointer` in `body`, if it is a non-empty string (or
@@ -152,12 +158,28 @@ pub struct DatetimeCursor {
 
 impl DatetimeCursor {
     /// A cursor that looks back `lookback` from the newest value seen.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use consentry::connector::pagination::DatetimeCursor;
+    /// let c = DatetimeCursor::new(Duration::from_secs(60));
+    /// assert_eq!(c.since(Some("2026-03-01T10:00:00Z")).as_deref(), Some("2026-03-01T09:59:00Z"));
+    /// ```
     pub fn new(lookback: Duration) -> Self {
         Self { lookback }
     }
 
     /// The newest of `current` and `values` (RFC 3339; others ignored),
     /// written in UTC.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use consentry::connector::pagination::DatetimeCursor;
+    /// let c = DatetimeCursor::new(Duration::ZERO);
+    /// let newest = c.newest(Some("2026-03-01T10:00:00Z"), ["2026-02-01T00:00:00Z"]);
+    /// assert_eq!(newest.as_deref(), Some("2026-03-01T10:00:00Z")); // the current one stays
+    /// assert_eq!(c.newest(None, ["not a date"]), None);
+    /// ```
     pub fn newest<'a>(
         &self,
         current: Option<&'a str>,
@@ -172,6 +194,14 @@ impl DatetimeCursor {
     }
 
     /// The value to ask for: `newest` minus the lookback.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use consentry::connector::pagination::DatetimeCursor;
+    /// let c = DatetimeCursor::new(Duration::from_secs(3600));
+    /// assert_eq!(c.since(Some("2026-03-01T10:00:00Z")).as_deref(), Some("2026-03-01T09:00:00Z"));
+    /// assert_eq!(c.since(None), None);
+    /// ```
     pub fn since(&self, newest: Option<&str>) -> Option<String> {
         let t = parse_rfc3339(newest?)?;
         Some(format_rfc3339(

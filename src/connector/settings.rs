@@ -65,6 +65,12 @@ impl SettingField {
     /// # Errors
     /// [`Error::InvalidInput`] if `name` is not a token (ASCII letters,
     /// digits, `_ - . :`, at most 64 bytes).
+    ///
+    /// ```
+    /// use consentry::connector::{SettingField, SettingKind};
+    /// assert!(SettingField::new("calendar", SettingKind::Boolean).is_ok());
+    /// assert!(SettingField::new("not a token", SettingKind::Boolean).is_err());
+    /// ```
     pub fn new(name: &str, kind: SettingKind) -> Result<Self> {
         crate::ids::check_token("setting name", name, 64)?;
         Ok(Self {
@@ -76,6 +82,14 @@ impl SettingField {
     }
 
     /// Makes it required.
+    ///
+    /// ```
+    /// use consentry::connector::{SettingField, SettingKind, SettingsSchema};
+    /// let schema = SettingsSchema::new().field(SettingField::new("calendar", SettingKind::Text { max_len: 200 })?.required());
+    /// assert!(schema.validate(&serde_json::json!({})).is_err());
+    /// assert!(schema.validate(&serde_json::json!({"calendar": "work"})).is_ok());
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     #[must_use]
     pub fn required(mut self) -> Self {
         self.required = true;
@@ -83,6 +97,14 @@ impl SettingField {
     }
 
     /// Sets the value used when the user gives none.
+    ///
+    /// ```
+    /// use consentry::connector::{SettingField, SettingKind, SettingsSchema};
+    /// let field = SettingField::new("notify", SettingKind::Boolean)?.with_default(serde_json::json!(true));
+    /// let settings = SettingsSchema::new().field(field).validate(&serde_json::json!({}))?;
+    /// assert_eq!(settings["notify"], true);
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     #[must_use]
     pub fn with_default(mut self, value: Value) -> Self {
         self.default = Some(value);
@@ -90,11 +112,23 @@ impl SettingField {
     }
 
     /// The setting's name.
+    ///
+    /// ```
+    /// use consentry::connector::{SettingField, SettingKind};
+    /// assert_eq!(SettingField::new("notify", SettingKind::Boolean)?.name(), "notify");
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn name(&self) -> &str {
         &self.name
     }
 
     /// Its kind.
+    ///
+    /// ```
+    /// use consentry::connector::{SettingField, SettingKind};
+    /// assert_eq!(SettingField::new("notify", SettingKind::Boolean)?.kind(), &SettingKind::Boolean);
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn kind(&self) -> &SettingKind {
         &self.kind
     }
@@ -178,11 +212,26 @@ pub struct SettingsSchema {
 impl SettingsSchema {
     /// A schema without settings (every settings object but `{}` is
     /// refused).
+    ///
+    /// ```
+    /// use consentry::connector::SettingsSchema;
+    /// let schema = SettingsSchema::new();
+    /// assert!(schema.fields().is_empty());
+    /// assert!(schema.validate(&serde_json::json!({})).is_ok());
+    /// assert!(schema.validate(&serde_json::json!({"x": 1})).is_err());
+    /// ```
     pub const fn new() -> Self {
         Self { fields: Vec::new() }
     }
 
     /// Adds a setting.
+    ///
+    /// ```
+    /// use consentry::connector::{SettingField, SettingKind, SettingsSchema};
+    /// let schema = SettingsSchema::new().field(SettingField::new("notify", SettingKind::Boolean)?);
+    /// assert_eq!(schema.fields().len(), 1);
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     #[must_use]
     pub fn field(mut self, field: SettingField) -> Self {
         self.fields.push(field);
@@ -190,6 +239,15 @@ impl SettingsSchema {
     }
 
     /// The settings.
+    ///
+    /// ```
+    /// use consentry::connector::{SettingField, SettingKind, SettingsSchema};
+    /// let schema = SettingsSchema::new()
+    ///     .field(SettingField::new("a", SettingKind::Boolean)?)
+    ///     .field(SettingField::new("b", SettingKind::Boolean)?);
+    /// assert_eq!(schema.fields().iter().map(|f| f.name()).collect::<Vec<_>>(), ["a", "b"]);
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn fields(&self) -> &[SettingField] {
         &self.fields
     }
@@ -200,6 +258,16 @@ impl SettingsSchema {
     /// # Errors
     /// [`Error::InvalidSettings`] listing every refused field: unknown
     /// names, missing required ones, wrong types, out-of-range values.
+    ///
+    /// ```
+    /// use consentry::connector::{SettingField, SettingKind, SettingsSchema};
+    /// let schema = SettingsSchema::new()
+    ///     .field(SettingField::new("view", SettingKind::Choice(vec!["day".into(), "week".into()]))?);
+    /// assert_eq!(schema.validate(&serde_json::json!({"view": "week"}))?["view"], "week");
+    /// assert!(schema.validate(&serde_json::json!({"view": "year"})).is_err());
+    /// assert!(schema.validate(&serde_json::json!(["not", "an", "object"])).is_err());
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn validate(&self, settings: &Value) -> Result<Map<String, Value>> {
         let Some(given) = settings.as_object() else {
             return Err(Error::InvalidSettings {

@@ -36,10 +36,29 @@ mod legacy;
 pub use legacy::{OAuth1Credentials, parse_shelves, shelves_request};
 
 /// The largest export accepted (16 MiB: about 30,000 books).
+///
+/// ```
+/// use consentry::connectors::goodreads::{MAX_EXPORT_BYTES, parse_library_export};
+/// assert!(parse_library_export(&vec![b'x'; MAX_EXPORT_BYTES + 1]).is_err());
+/// ```
 pub const MAX_EXPORT_BYTES: usize = 16 * 1024 * 1024;
 /// The most books accepted.
+///
+/// ```
+/// use consentry::connectors::goodreads::MAX_BOOKS;
+/// assert_eq!(MAX_BOOKS, 100_000);
+/// ```
 pub const MAX_BOOKS: usize = 100_000;
 /// The columns an export must have.
+///
+/// ```
+/// use consentry::connectors::goodreads::{REQUIRED_COLUMNS, parse_library_export};
+/// let header = REQUIRED_COLUMNS.join(",");
+/// let books = parse_library_export(format!("{header}\n42,Dune,Frank Herbert,,5,read,2024/01/31,sci-fi\n").as_bytes())?;
+/// assert_eq!(books[0].id(), "42");
+/// assert!(parse_library_export(b"Book Id,Title\n42,Dune\n").is_err()); // columns missing
+/// # Ok::<(), consentry::Error>(())
+/// ```
 pub const REQUIRED_COLUMNS: [&str; 8] = [
     "Book Id",
     "Title",
@@ -51,6 +70,14 @@ pub const REQUIRED_COLUMNS: [&str; 8] = [
     "Bookshelves",
 ];
 /// The stream the export fills.
+///
+/// ```
+/// use consentry::connector::Connector;
+/// use consentry::connectors::goodreads::{GoodreadsConnector, LIBRARY_STREAM};
+/// let c = GoodreadsConnector::new([consentry::Purpose::new("matching")?])?;
+/// assert_eq!(c.streams()[0].name(), LIBRARY_STREAM);
+/// # Ok::<(), consentry::Error>(())
+/// ```
 pub const LIBRARY_STREAM: &str = "library";
 /// The most errors reported.
 const MAX_ERRORS: usize = 100;
@@ -290,6 +317,15 @@ impl GoodreadsConnector {
     ///
     /// # Errors
     /// None in practice (the ids are valid); `Result` keeps it panic-free.
+    ///
+    /// ```
+    /// use consentry::connector::Connector;
+    /// use consentry::connectors::goodreads::GoodreadsConnector;
+    /// let c = GoodreadsConnector::new([consentry::Purpose::new("matching")?])?;
+    /// assert_eq!(c.streams().len(), 1); // imports only
+    /// assert_eq!(c.settings().fields()[0].name(), "shelves");
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn new(purposes: impl IntoIterator<Item = Purpose>) -> Result<Self> {
         let purposes: Vec<Purpose> = purposes.into_iter().collect();
         Ok(Self {
@@ -322,6 +358,18 @@ impl GoodreadsConnector {
     /// # Errors
     /// [`Error::InvalidInput`] for a base URL that is not https (or http on
     /// loopback).
+    ///
+    /// ```
+    /// use consentry::connector::Connector;
+    /// use consentry::connectors::goodreads::{GoodreadsConnector, OAuth1Credentials};
+    /// let consumer = OAuth1Credentials::new("developer-key", "developer-secret");
+    /// let c = GoodreadsConnector::new([consentry::Purpose::new("matching")?])?
+    ///     .with_legacy_api("https://www.goodreads.com".parse().unwrap(), consumer.clone())?;
+    /// assert_eq!(c.streams()[1].name(), "shelves");
+    /// assert!(c.settings().fields().iter().any(|f| f.name() == "user_id"));
+    /// assert!(GoodreadsConnector::new([])?.with_legacy_api("http://goodreads.example".parse().unwrap(), consumer).is_err());
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn with_legacy_api(
         mut self,
         api_base: url::Url,

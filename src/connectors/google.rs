@@ -31,10 +31,35 @@ use crate::ids::{ConnectorId, Purpose, Scope};
 use crate::records::{Event, Record};
 
 /// The Calendar API's production base URL.
+///
+/// ```
+/// use consentry::connectors::google::CALENDAR_API;
+/// assert!(consentry::url::Url::parse(CALENDAR_API).is_ok_and(|u| u.scheme() == "https"));
+/// ```
 pub const CALENDAR_API: &str = "https://www.googleapis.com/calendar/v3";
 /// The read scope of `calendar_events`.
+///
+/// ```
+/// use consentry::connector::{Catalogue, ClientRegistration, Connector};
+/// use consentry::connectors::google::{GoogleCalendar, READ_SCOPE};
+/// let oauth = Catalogue::builtin()?.connector("google", ClientRegistration::new("id")
+///     .with_secret(consentry::secret::ClientSecret::new("s")))?;
+/// let google = GoogleCalendar::new(oauth, "reminders".parse()?)?;
+/// assert_eq!(google.streams()[0].required_scopes()[0].as_str(), READ_SCOPE);
+/// # Ok::<(), consentry::Error>(())
+/// ```
 pub const READ_SCOPE: &str = "https://www.googleapis.com/auth/calendar.readonly";
 /// The write scope of `create_event`.
+///
+/// ```
+/// use consentry::connector::{Catalogue, ClientRegistration, Connector};
+/// use consentry::connectors::google::{GoogleCalendar, WRITE_SCOPE};
+/// let oauth = Catalogue::builtin()?.connector("google", ClientRegistration::new("id")
+///     .with_secret(consentry::secret::ClientSecret::new("s")))?;
+/// let google = GoogleCalendar::new(oauth, "reminders".parse()?)?;
+/// assert_eq!(google.actions()[0].required_scopes()[0].as_str(), WRITE_SCOPE);
+/// # Ok::<(), consentry::Error>(())
+/// ```
 pub const WRITE_SCOPE: &str = "https://www.googleapis.com/auth/calendar.events";
 
 /// Input of the `create_event` action: an event with popup reminders.
@@ -65,6 +90,13 @@ pub struct CreateEvent {
 
 impl CreateEvent {
     /// An event without description or reminders.
+    ///
+    /// ```
+    /// use consentry::connectors::google::CreateEvent;
+    /// let e = CreateEvent::new("Standup", "2026-03-02T09:00:00Z", "2026-03-02T09:15:00Z");
+    /// assert_eq!(e.summary, "Standup");
+    /// assert!(e.description.is_none() && e.reminders_minutes.is_empty());
+    /// ```
     pub fn new(
         summary: impl Into<String>,
         start: impl Into<String>,
@@ -80,6 +112,12 @@ impl CreateEvent {
     }
 
     /// Sets the popup reminders.
+    ///
+    /// ```
+    /// use consentry::connectors::google::CreateEvent;
+    /// let e = CreateEvent::new("Standup", "2026-03-02T09:00:00Z", "2026-03-02T09:15:00Z").with_reminders([10]);
+    /// assert_eq!(e.reminders_minutes, [10]);
+    /// ```
     #[must_use]
     pub fn with_reminders(mut self, minutes: impl IntoIterator<Item = u32>) -> Self {
         self.reminders_minutes = minutes.into_iter().collect();
@@ -87,6 +125,12 @@ impl CreateEvent {
     }
 
     /// Sets the description.
+    ///
+    /// ```
+    /// use consentry::connectors::google::CreateEvent;
+    /// let e = CreateEvent::new("Standup", "2026-03-02T09:00:00Z", "2026-03-02T09:15:00Z").with_description("Room 4");
+    /// assert_eq!(e.description.as_deref(), Some("Room 4"));
+    /// ```
     #[must_use]
     pub fn with_description(mut self, text: impl Into<String>) -> Self {
         self.description = Some(text.into());
@@ -145,6 +189,17 @@ impl GoogleCalendar {
     ///
     /// # Errors
     /// None in practice; `Result` keeps it panic-free.
+    ///
+    /// ```
+    /// use consentry::connector::{Catalogue, ClientRegistration, Connector};
+    /// use consentry::connectors::google::GoogleCalendar;
+    /// let oauth = Catalogue::builtin()?.connector("google", ClientRegistration::new("id")
+    ///     .with_secret(consentry::secret::ClientSecret::new("s")))?;
+    /// let google = GoogleCalendar::new(oauth, "reminders".parse()?)?;
+    /// assert_eq!(google.streams()[0].name(), "calendar_events");
+    /// assert_eq!(google.actions()[0].name(), "create_event");
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn new(oauth: OAuth2Connector, purpose: Purpose) -> Result<Self> {
         Ok(Self {
             oauth,
@@ -179,6 +234,17 @@ impl GoogleCalendar {
     ///
     /// # Errors
     /// [`Error::InvalidInput`] unless https (or http on loopback).
+    ///
+    /// ```
+    /// use consentry::connector::{Catalogue, ClientRegistration};
+    /// use consentry::connectors::google::GoogleCalendar;
+    /// let oauth = Catalogue::builtin()?.connector("google", ClientRegistration::new("id")
+    ///     .with_secret(consentry::secret::ClientSecret::new("s")))?;
+    /// let google = GoogleCalendar::new(oauth, "reminders".parse()?)?;
+    /// assert!(google.clone().with_api_base("http://127.0.0.1:8080/calendar/v3".parse().unwrap()).is_ok());
+    /// assert!(google.with_api_base("http://calendar.example/v3".parse().unwrap()).is_err()); // http off loopback
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn with_api_base(mut self, url: Url) -> Result<Self> {
         crate::connector::check_endpoint("calendar api", &url)?;
         self.api = url;

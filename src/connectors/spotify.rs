@@ -28,6 +28,11 @@ use crate::ids::{ConnectorId, Purpose, Scope};
 use crate::records::{Artist, GenreProfile, HeldRecord, Insight, Play, Record};
 
 /// The Web API's production base URL.
+///
+/// ```
+/// use consentry::connectors::spotify::WEB_API;
+/// assert_eq!(consentry::url::Url::parse(WEB_API).unwrap().host_str(), Some("api.spotify.com"));
+/// ```
 pub const WEB_API: &str = "https://api.spotify.com/v1";
 
 /// Spotify on top of the catalogue's `spotify` OAuth entry.
@@ -53,6 +58,18 @@ impl Spotify {
     ///
     /// # Errors
     /// None in practice; `Result` keeps it panic-free.
+    ///
+    /// ```
+    /// use consentry::connector::{Catalogue, ClientRegistration, Connector};
+    /// use consentry::connectors::spotify::Spotify;
+    /// let oauth = Catalogue::builtin()?.connector("spotify", ClientRegistration::new("id")
+    ///     .with_secret(consentry::secret::ClientSecret::new("s")))?;
+    /// let spotify = Spotify::new(oauth, ["matching".parse()?])?;
+    /// let names: Vec<&str> = spotify.streams().iter().map(|s| s.name()).collect();
+    /// assert_eq!(names, ["top_artists", "recently_played"]);
+    /// assert_eq!(spotify.streams()[1].purposes()[0].as_str(), "matching");
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn new(
         oauth: OAuth2Connector,
         purposes: impl IntoIterator<Item = Purpose>,
@@ -80,6 +97,17 @@ impl Spotify {
     ///
     /// # Errors
     /// [`Error::InvalidInput`] unless https (or http on loopback).
+    ///
+    /// ```
+    /// use consentry::connector::{Catalogue, ClientRegistration};
+    /// use consentry::connectors::spotify::Spotify;
+    /// let oauth = Catalogue::builtin()?.connector("spotify", ClientRegistration::new("id")
+    ///     .with_secret(consentry::secret::ClientSecret::new("s")))?;
+    /// let spotify = Spotify::new(oauth, ["matching".parse()?])?;
+    /// assert!(spotify.clone().with_api_base("http://127.0.0.1:9000/v1".parse().unwrap()).is_ok());
+    /// assert!(spotify.with_api_base("ftp://api.example/v1".parse().unwrap()).is_err());
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn with_api_base(mut self, url: Url) -> Result<Self> {
         crate::connector::check_endpoint("spotify api", &url)?;
         self.api = url;

@@ -574,6 +574,12 @@ pub struct FieldError {
 
 impl FieldError {
     /// An error about `field`.
+    ///
+    /// ```
+    /// use consentry::error::FieldError;
+    /// let e = FieldError::new("calendar", "is required");
+    /// assert_eq!((e.field.as_str(), e.message.as_str()), ("calendar", "is required"));
+    /// ```
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
             field: field.into(),

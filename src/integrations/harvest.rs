@@ -18,6 +18,12 @@ use crate::sync::Authorized;
 use crate::vault::{CredentialKind, CredentialUpdate};
 
 /// The most records one read returns.
+///
+/// ```
+/// use consentry::integrations::{MAX_RECORDS_PER_READ, RecordQuery};
+/// let q = RecordQuery::default().limit(usize::MAX);
+/// assert!(format!("{q:?}").contains(&format!("limit: {MAX_RECORDS_PER_READ}")));
+/// ```
 pub const MAX_RECORDS_PER_READ: usize = 100_000;
 
 /// Options of [`Integrations::records_with`]: who reads (logged), and
@@ -49,6 +55,13 @@ impl Default for RecordQuery {
 impl RecordQuery {
     /// Names the component that reads, for the access log (default
     /// `host`; at most 64 bytes, control characters removed).
+    ///
+    /// ```
+    /// use consentry::integrations::RecordQuery;
+    /// assert_eq!(RecordQuery::default().component_name(), "host");
+    /// assert_eq!(RecordQuery::default().component("matcher\n").component_name(), "matcher");
+    /// assert_eq!(RecordQuery::default().component("\n").component_name(), "host"); // nothing left
+    /// ```
     #[must_use]
     pub fn component(mut self, name: &str) -> Self {
         self.component = name.chars().filter(|c| !c.is_control()).take(64).collect();
@@ -59,6 +72,12 @@ impl RecordQuery {
     }
 
     /// Only records whose provider id sorts after `id`.
+    ///
+    /// ```
+    /// use consentry::integrations::RecordQuery;
+    /// let q = RecordQuery::default().after("book-0042");
+    /// assert!(format!("{q:?}").contains("after: Some(\"book-0042\")"));
+    /// ```
     #[must_use]
     pub fn after(mut self, id: impl Into<String>) -> Self {
         self.after = Some(id.into());
@@ -66,6 +85,12 @@ impl RecordQuery {
     }
 
     /// At most `n` records (1 to 100,000).
+    ///
+    /// ```
+    /// use consentry::integrations::RecordQuery;
+    /// assert!(format!("{:?}", RecordQuery::default().limit(0)).contains("limit: 1"));
+    /// assert!(format!("{:?}", RecordQuery::default().limit(500)).contains("limit: 500"));
+    /// ```
     #[must_use]
     pub fn limit(mut self, n: usize) -> Self {
         self.limit = n.clamp(1, MAX_RECORDS_PER_READ);
@@ -73,6 +98,11 @@ impl RecordQuery {
     }
 
     /// The component name.
+    ///
+    /// ```
+    /// use consentry::integrations::RecordQuery;
+    /// assert_eq!(RecordQuery::default().component("insights").component_name(), "insights");
+    /// ```
     pub fn component_name(&self) -> &str {
         &self.component
     }
@@ -96,6 +126,12 @@ pub struct FieldMapping {
 
 impl FieldMapping {
     /// An empty mapping.
+    ///
+    /// ```
+    /// use consentry::integrations::FieldMapping;
+    /// assert!(FieldMapping::new().bindings().is_empty());
+    /// assert_eq!(FieldMapping::new(), FieldMapping::default());
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
@@ -106,6 +142,15 @@ impl FieldMapping {
     /// [`Error::InvalidInput`] for an empty or long name (64 bytes), a
     /// source that is neither a JSON pointer nor `$id` / `$fetched_at` /
     /// `$stream`, or more than 200 bindings.
+    ///
+    /// ```
+    /// use consentry::integrations::FieldMapping;
+    /// let m = FieldMapping::new().bind("title", "/name")?.bind("title", "/title")?; // rebinding replaces
+    /// assert_eq!(m.bindings(), [("title".to_owned(), "/title".to_owned())]);
+    /// assert!(FieldMapping::new().bind("", "/title").is_err());
+    /// assert!(FieldMapping::new().bind("when", "$created").is_err());
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn bind(mut self, name: &str, source: &str) -> Result<Self> {
         if name.is_empty() || name.len() > 64 || name.contains(char::is_control) {
             return Err(Error::invalid("field mapping", "names are 1 to 64 bytes"));
@@ -127,6 +172,14 @@ impl FieldMapping {
     }
 
     /// The bindings: (host name, source).
+    ///
+    /// ```
+    /// use consentry::integrations::FieldMapping;
+    /// let m = FieldMapping::new().bind("source_id", "$id")?.bind("title", "/title")?;
+    /// let names: Vec<&str> = m.bindings().iter().map(|(name, _)| name.as_str()).collect();
+    /// assert_eq!(names, ["source_id", "title"]);
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn bindings(&self) -> &[(String, String)] {
         &self.bindings
     }
@@ -135,6 +188,21 @@ impl FieldMapping {
     ///
     /// # Errors
     /// [`Error::InvalidInput`] if the record's data is not JSON.
+    ///
+    /// ```
+    /// use std::time::SystemTime;
+    /// use consentry::ConnectionId;
+    /// use consentry::integrations::FieldMapping;
+    /// use consentry::records::HeldRecord;
+    /// let record = HeldRecord::new(ConnectionId::new("c1")?, "books".into(), "b1".into(), "book".into(),
+    ///     r#"{"title":"Dune","authors":["Frank Herbert"]}"#.into(), SystemTime::UNIX_EPOCH, vec![])?;
+    /// let m = FieldMapping::new().bind("name", "/title")?.bind("author", "/authors/0")?
+    ///     .bind("source", "$stream")?.bind("isbn", "/isbn13")?;
+    /// let row = m.apply(&record)?;
+    /// assert_eq!(serde_json::Value::Object(row),
+    ///     serde_json::json!({"name": "Dune", "author": "Frank Herbert", "source": "books", "isbn": null}));
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn apply(&self, record: &HeldRecord) -> Result<Map<String, Value>> {
         let data = record.value()?;
         let mut out = Map::new();

@@ -495,6 +495,20 @@ impl IntegrationsBuilder {
 
     /// How the sync runtime behaves (budgets, retries, circuit breaker,
     /// scheduler); see [`SyncOptions`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use consentry::integrations::doc_support;
+    /// use consentry::sync::{Budget, SyncOptions};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let options = SyncOptions::default()
+    ///     .run_budget(Duration::from_secs(60))
+    ///     .provider_budget("acme".parse()?, Budget::per_second(5));
+    /// let integrations = doc_support::builder()?.sync_options(options).build()?;
+    /// assert_eq!(integrations.run_due_syncs().await?.started, 0); // nothing connected yet
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub fn sync_options(mut self, options: SyncOptions) -> Self {
         self.sync = options;
         self

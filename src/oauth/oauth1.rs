@@ -49,6 +49,12 @@ impl fmt::Debug for OAuth1Credentials {
 
 impl OAuth1Credentials {
     /// Credentials from a key and a secret.
+    ///
+    /// ```
+    /// use consentry::oauth::oauth1::OAuth1Credentials;
+    /// let c = OAuth1Credentials::new("dpf43f3p2l4k3l03", String::from("kd94hf93k423kf44"));
+    /// assert_eq!(c.key(), "dpf43f3p2l4k3l03");
+    /// ```
     pub fn new(key: impl Into<String>, secret: impl Into<String>) -> Self {
         Self {
             key: key.into(),
@@ -57,6 +63,11 @@ impl OAuth1Credentials {
     }
 
     /// The key (`oauth_consumer_key` or `oauth_token`).
+    ///
+    /// ```
+    /// use consentry::oauth::oauth1::OAuth1Credentials;
+    /// assert_eq!(OAuth1Credentials::new("token-key", "token-secret").key(), "token-key");
+    /// ```
     pub fn key(&self) -> &str {
         &self.key
     }
@@ -67,6 +78,14 @@ impl OAuth1Credentials {
 
     /// The form a user's token credentials are sealed in (one vault
     /// credential of kind `ApiKey`).
+    ///
+    /// ```
+    /// use consentry::oauth::oauth1::OAuth1Credentials;
+    /// use consentry::secrecy::ExposeSecret;
+    /// let sealable = OAuth1Credentials::new("k", "s").to_sealable();
+    /// let v: serde_json::Value = serde_json::from_str(sealable.expose_secret()).unwrap();
+    /// assert_eq!(v, serde_json::json!({"key": "k", "secret": "s"}));
+    /// ```
     pub fn to_sealable(&self) -> SecretString {
         SecretString::from(
             serde_json::json!({"key": self.key, "secret": self.secret.expose_secret()}).to_string(),
@@ -184,6 +203,18 @@ pub fn hmac_sha1(base_string: &str, client_secret: &str, token_secret: Option<&s
 /// parameters (`oauth_version=1.0` when `with_version`), signed over the
 /// URL's query and `form` (an `application/x-www-form-urlencoded` body's
 /// pairs, if any).
+///
+/// ```
+/// use consentry::oauth::oauth1::{self, OAuth1Credentials};
+/// use consentry::url::Url;
+/// let consumer = OAuth1Credentials::new("dpf43f3p2l4k3l03", "kd94hf93k423kf44");
+/// let url = Url::parse("https://www.goodreads.com/shelf/list.xml?user_id=1")?;
+/// let header = oauth1::authorization_header("GET", &url, &[], &consumer, None, "n0nce", 1_700_000_000, false);
+/// assert!(header.starts_with("OAuth "));
+/// assert!(header.contains(r#"oauth_signature_method="HMAC-SHA1""#) && !header.contains("oauth_version"));
+/// assert!(!header.contains("kd94hf93k423kf44")); // the secret only keys the signature
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[allow(clippy::too_many_arguments)]
 pub fn authorization_header(
     method: &str,

@@ -45,6 +45,13 @@ pub struct GenreProfile {
 
 impl GenreProfile {
     /// Counts genres over `items` (each item's genres counted once).
+    ///
+    /// ```
+    /// use consentry::records::GenreProfile;
+    /// let p = GenreProfile::from_genres([vec!["Rock", "pop"], vec!["rock", "rock"], vec![]]);
+    /// assert_eq!((p.genres[0].genre.as_str(), p.genres[0].count), ("rock", 2)); // once per item
+    /// assert_eq!((p.genres[1].genre.as_str(), p.genres[1].count), ("pop", 1));
+    /// ```
     pub fn from_genres<'a, I, G>(items: I) -> Self
     where
         I: IntoIterator<Item = G>,
@@ -72,6 +79,13 @@ impl GenreProfile {
     }
 
     /// The genres of artists (Spotify top artists).
+    ///
+    /// ```
+    /// use consentry::records::{Artist, GenreProfile};
+    /// let artist = Artist { id: "1".into(), name: "A".into(), genres: vec!["Soul".into()], popularity: None };
+    /// let p = GenreProfile::from_artists(&[artist]);
+    /// assert_eq!(p.genres[0].genre, "soul");
+    /// ```
     pub fn from_artists(artists: &[Artist]) -> Self {
         Self::from_genres(artists.iter().map(|a| a.genres.iter().map(String::as_str)))
     }

@@ -36,10 +36,28 @@ pub use types::Artist;
 pub use types::{Book, Event, Play, Shelf};
 
 /// The longest provider record id accepted, in bytes.
+///
+/// ```
+/// use consentry::records::{MAX_RECORD_ID_LEN, Record};
+/// assert!(Record::new("x".repeat(MAX_RECORD_ID_LEN), "contact", serde_json::json!({})).is_ok());
+/// assert!(Record::new("x".repeat(MAX_RECORD_ID_LEN + 1), "contact", serde_json::json!({})).is_err());
+/// ```
 pub const MAX_RECORD_ID_LEN: usize = 255;
 /// The largest normalised record accepted, in bytes of JSON.
+///
+/// ```
+/// use consentry::records::{MAX_RECORD_BYTES, Record};
+/// let big = serde_json::json!({ "text": "x".repeat(MAX_RECORD_BYTES) });
+/// assert!(Record::new("1", "note", big).is_err());
+/// ```
 pub const MAX_RECORD_BYTES: usize = 64 * 1024;
 /// The longest record kind accepted, in bytes.
+///
+/// ```
+/// use consentry::records::{MAX_KIND_LEN, Record};
+/// assert!(Record::new("1", &"k".repeat(MAX_KIND_LEN), serde_json::json!({})).is_ok());
+/// assert!(Record::new("1", &"k".repeat(MAX_KIND_LEN + 1), serde_json::json!({})).is_err());
+/// ```
 pub const MAX_KIND_LEN: usize = 64;
 
 /// A normalised record type with a stable kind name.
@@ -89,6 +107,14 @@ impl Record {
     /// [`Error::InvalidInput`] for an empty, long or multi-line id, a kind
     /// that is not a token (ASCII letters, digits, `_ - . :`), data that is
     /// not an object or is too large.
+    ///
+    /// ```
+    /// use consentry::records::Record;
+    /// let r = Record::new("42", "contact", serde_json::json!({"name": "Ada"}))?;
+    /// assert_eq!(r.data(), r#"{"name":"Ada"}"#);
+    /// assert!(Record::new("42", "not a token", serde_json::json!({})).is_err());
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn new(id: impl Into<String>, kind: &str, data: serde_json::Value) -> Result<Self> {
         if !data.is_object() {
             return Err(Error::invalid("record data", "must be a JSON object"));
@@ -102,6 +128,15 @@ impl Record {
     ///
     /// # Errors
     /// As [`Record::new`].
+    ///
+    /// ```
+    /// use consentry::records::{Book, Normalized, Record};
+    /// let book = Book { title: "Dune".into(), shelf: "read".into(), ..Book::default() };
+    /// let r = Record::normalized("b1", &book)?;
+    /// assert_eq!(r.kind(), Book::KIND);
+    /// assert_eq!(r.decode::<Book>()?, book);
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn normalized<T: Normalized>(id: impl Into<String>, value: &T) -> Result<Self> {
         let data = serde_json::to_value(value)
             .map_err(|e| Error::invalid("record data", e.to_string()))?;
@@ -125,16 +160,35 @@ impl Record {
     }
 
     /// The provider's id of the record.
+    ///
+    /// ```
+    /// use consentry::records::Record;
+    /// assert_eq!(Record::new("42", "contact", serde_json::json!({}))?.id(), "42");
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn id(&self) -> &str {
         &self.id
     }
 
     /// The record's kind (`book`, `event`, ...).
+    ///
+    /// ```
+    /// use consentry::records::Record;
+    /// assert_eq!(Record::new("42", "contact", serde_json::json!({}))?.kind(), "contact");
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn kind(&self) -> &str {
         &self.kind
     }
 
     /// The normalised data, as JSON text.
+    ///
+    /// ```
+    /// use consentry::records::Record;
+    /// let r = Record::new("42", "contact", serde_json::json!({"a": 1}))?;
+    /// assert_eq!(r.data(), r#"{"a":1}"#);
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn data(&self) -> &str {
         &self.data
     }
@@ -143,6 +197,15 @@ impl Record {
     ///
     /// # Errors
     /// [`Error::InvalidInput`] if the data does not have `T`'s shape.
+    ///
+    /// ```
+    /// use consentry::records::Record;
+    /// let r = Record::new("42", "contact", serde_json::json!({"name": "Ada"}))?;
+    /// let v: serde_json::Value = r.decode()?;
+    /// assert_eq!(v["name"], "Ada");
+    /// assert!(r.decode::<Vec<u8>>().is_err()); // not that shape
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn decode<T: DeserializeOwned>(&self) -> Result<T> {
         serde_json::from_str(&self.data).map_err(|e| Error::invalid("record data", e.to_string()))
     }
@@ -207,6 +270,17 @@ impl HeldRecord {
     /// # Errors
     /// [`Error::InvalidInput`] if `data` is not the text of a JSON object
     /// (a cheap check of its braces).
+    ///
+    /// ```
+    /// use std::time::SystemTime;
+    /// use consentry::{ConnectionId, Purpose};
+    /// use consentry::records::HeldRecord;
+    /// let c = ConnectionId::new("c1")?;
+    /// let r = HeldRecord::new(c.clone(), "events".into(), "e1".into(), "event".into(), "{}".into(), SystemTime::UNIX_EPOCH, vec![Purpose::new("reminders")?])?;
+    /// assert_eq!((r.stream.as_str(), r.id.as_str()), ("events", "e1"));
+    /// assert!(HeldRecord::new(c, "events".into(), "e1".into(), "event".into(), "[1]".into(), SystemTime::UNIX_EPOCH, vec![]).is_err());
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn new(
         connection: ConnectionId,
         stream: String,
@@ -235,6 +309,16 @@ impl HeldRecord {
     ///
     /// # Errors
     /// [`Error::InvalidInput`] if the stored text is not JSON.
+    ///
+    /// ```
+    /// use std::time::SystemTime;
+    /// use consentry::ConnectionId;
+    /// use consentry::records::HeldRecord;
+    /// let r = HeldRecord::new(ConnectionId::new("c1")?, "events".into(), "e1".into(), "event".into(),
+    ///     r#"{"n":1}"#.into(), SystemTime::UNIX_EPOCH, vec![])?;
+    /// assert_eq!(r.value()?, serde_json::json!({"n": 1}));
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn value(&self) -> Result<serde_json::Value> {
         serde_json::from_str(&self.data).map_err(|e| Error::invalid("record data", e.to_string()))
     }
@@ -243,6 +327,16 @@ impl HeldRecord {
     ///
     /// # Errors
     /// [`Error::InvalidInput`] if the data does not have `T`'s shape.
+    ///
+    /// ```
+    /// use std::time::SystemTime;
+    /// use consentry::ConnectionId;
+    /// use consentry::records::{Book, HeldRecord};
+    /// let r = HeldRecord::new(ConnectionId::new("c1")?, "books".into(), "b1".into(), "book".into(),
+    ///     serde_json::to_string(&Book { title: "Dune".into(), ..Book::default() }).unwrap(), SystemTime::UNIX_EPOCH, vec![])?;
+    /// assert_eq!(r.decode::<Book>()?.title, "Dune");
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn decode<T: DeserializeOwned>(&self) -> Result<T> {
         serde_json::from_str(&self.data).map_err(|e| Error::invalid("record data", e.to_string()))
     }

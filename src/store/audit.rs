@@ -13,6 +13,12 @@ use async_trait::async_trait;
 use crate::error::Result;
 
 /// The most entries one [`AuditStore::audit_entries`] call returns.
+///
+/// ```
+/// use consentry::audit::AuditQuery;
+/// use consentry::store::MAX_AUDIT_PAGE;
+/// assert_eq!(AuditQuery::default().limit(usize::MAX).limit, MAX_AUDIT_PAGE);
+/// ```
 pub const MAX_AUDIT_PAGE: usize = 1_000;
 
 /// One audit entry as stored: plain text fields, the hash of the previous

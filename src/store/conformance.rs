@@ -146,6 +146,12 @@ async fn put(store: &dyn Store, w: CredentialWrite) -> Result<Version, Error> {
 
 /// A written credential reads back byte for byte with version 1; absent
 /// ones read as `None`.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// consentry::store::conformance::credential_round_trip(&consentry::store::MemoryStore::new()).await;
+/// # });
+/// ```
 pub async fn credential_round_trip(store: &dyn Store) {
     let u = user("round-trip");
     let k = key(&u, "c1", CredentialKind::AccessToken);
@@ -167,6 +173,12 @@ pub async fn credential_round_trip(store: &dyn Store) {
 
 /// Each write adds one to the version; a compare-and-swap against a stale
 /// version fails with `Conflict` and writes nothing.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// consentry::store::conformance::credential_versions_and_compare_and_swap(&consentry::store::MemoryStore::new()).await;
+/// # });
+/// ```
 pub async fn credential_versions_and_compare_and_swap(store: &dyn Store) {
     let u = user("cas");
     let k = key(&u, "c1", CredentialKind::RefreshToken);
@@ -225,6 +237,12 @@ pub async fn credential_versions_and_compare_and_swap(store: &dyn Store) {
 }
 
 /// A batch with one stale expectation writes nothing at all.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// consentry::store::conformance::credential_batches_are_atomic(&consentry::store::MemoryStore::new()).await;
+/// # });
+/// ```
 pub async fn credential_batches_are_atomic(store: &dyn Store) {
     let u = user("batch");
     let a = key(&u, "c1", CredentialKind::AccessToken);
@@ -262,6 +280,12 @@ pub async fn credential_batches_are_atomic(store: &dyn Store) {
 
 /// Deleting a connection removes only its credentials; deleting a user
 /// removes only theirs; listing shows what is left.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// consentry::store::conformance::credential_deletes_are_scoped(&consentry::store::MemoryStore::new()).await;
+/// # });
+/// ```
 pub async fn credential_deletes_are_scoped(store: &dyn Store) {
     let u = user("deletes");
     let other = user("deletes-other");
@@ -291,6 +315,12 @@ pub async fn credential_deletes_are_scoped(store: &dyn Store) {
 }
 
 /// The same user id in two tenants (and in none) names three users.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// consentry::store::conformance::tenants_are_isolated(&consentry::store::MemoryStore::new()).await;
+/// # });
+/// ```
 pub async fn tenants_are_isolated(store: &dyn Store) {
     let plain = user("tenant");
     let a = UserId::in_tenant("conformance-a", plain.user()).unwrap();
@@ -373,6 +403,12 @@ fn join_all<F: Future>(futures: impl IntoIterator<Item = F>) -> JoinAll<F> {
 
 /// 8 concurrent writers each add 50 to a counter by compare-and-swap with
 /// retries; the total is exactly 400.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// consentry::store::conformance::concurrent_compare_and_swap_loses_no_update(&consentry::store::MemoryStore::new()).await;
+/// # });
+/// ```
 pub async fn concurrent_compare_and_swap_loses_no_update(store: &dyn Store) {
     let u = user("counter");
     let k = key(&u, "c1", CredentialKind::ApiKey);
@@ -419,6 +455,12 @@ pub async fn concurrent_compare_and_swap_loses_no_update(store: &dyn Store) {
 }
 
 /// The first data key stored for a user stays; later inserts get it back.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// consentry::store::conformance::data_key_insert_keeps_the_first(&consentry::store::MemoryStore::new()).await;
+/// # });
+/// ```
 pub async fn data_key_insert_keeps_the_first(store: &dyn Store) {
     let u = user("dk-insert");
     assert!(store.get_data_key(&u).await.unwrap().is_none());
@@ -431,6 +473,12 @@ pub async fn data_key_insert_keeps_the_first(store: &dyn Store) {
 }
 
 /// Rewrapping succeeds only for the same data key under the expected key.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// consentry::store::conformance::data_key_rewrap_is_compare_and_swap(&consentry::store::MemoryStore::new()).await;
+/// # });
+/// ```
 pub async fn data_key_rewrap_is_compare_and_swap(store: &dyn Store) {
     let u = user("dk-rewrap");
     store
@@ -478,6 +526,12 @@ pub async fn data_key_rewrap_is_compare_and_swap(store: &dyn Store) {
 
 /// Listing data keys not under a key pages through owners in order and
 /// skips those already under it.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// consentry::store::conformance::data_keys_not_under_pages_in_owner_order(&consentry::store::MemoryStore::new()).await;
+/// # });
+/// ```
 pub async fn data_keys_not_under_pages_in_owner_order(store: &dyn Store) {
     let page_kek = kek("conformance-page-old");
     let current = kek("conformance-page-new");
@@ -522,6 +576,12 @@ pub async fn data_keys_not_under_pages_in_owner_order(store: &dyn Store) {
 }
 
 /// Usage counts data keys per wrapping key.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// consentry::store::conformance::data_key_usage_counts_per_key(&consentry::store::MemoryStore::new()).await;
+/// # });
+/// ```
 pub async fn data_key_usage_counts_per_key(store: &dyn Store) {
     for i in 0..3 {
         let u = UserId::in_tenant("conformance-usage", format!("u{i}")).unwrap();
@@ -542,6 +602,12 @@ pub async fn data_key_usage_counts_per_key(store: &dyn Store) {
 }
 
 /// Destroying a data key removes it; destroying again reports nothing.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// consentry::store::conformance::data_key_destroy(&consentry::store::MemoryStore::new()).await;
+/// # });
+/// ```
 pub async fn data_key_destroy(store: &dyn Store) {
     let u = user("dk-destroy");
     store

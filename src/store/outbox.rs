@@ -14,8 +14,28 @@ use crate::error::Result;
 use crate::ids::{EndpointId, MessageId};
 
 /// Longest response excerpt kept in the attempt log, in bytes.
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use consentry::{EndpointId, MessageId};
+/// use consentry::store::{AttemptRecord, MAX_RESPONSE_EXCERPT, Trigger};
+/// let a = AttemptRecord::new(1, MessageId::new("msg_1")?, EndpointId::new("ep_1")?, 1, SystemTime::UNIX_EPOCH,
+///     Trigger::Scheduled, Some(500), None, vec![b'x'; 50_000], Duration::from_millis(3));
+/// assert_eq!(a.response.len(), MAX_RESPONSE_EXCERPT);
+/// # Ok::<(), consentry::Error>(())
+/// ```
 pub const MAX_RESPONSE_EXCERPT: usize = 20_000;
 /// Longest error text kept in the attempt log, in bytes.
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use consentry::{EndpointId, MessageId};
+/// use consentry::store::{AttemptRecord, MAX_ATTEMPT_ERROR_LEN, Trigger};
+/// let a = AttemptRecord::new(1, MessageId::new("msg_1")?, EndpointId::new("ep_1")?, 1, SystemTime::UNIX_EPOCH,
+///     Trigger::Scheduled, None, Some("é".repeat(1000)), Vec::new(), Duration::from_millis(3));
+/// assert!(a.error.as_ref().is_some_and(|e| e.len() <= MAX_ATTEMPT_ERROR_LEN));
+/// # Ok::<(), consentry::Error>(())
+/// ```
 pub const MAX_ATTEMPT_ERROR_LEN: usize = 512;
 
 /// A message to publish.
@@ -49,6 +69,16 @@ pub struct NewMessage {
 
 impl NewMessage {
     /// A message without idempotency key.
+    ///
+    /// ```
+    /// use std::time::SystemTime;
+    /// use consentry::MessageId;
+    /// use consentry::store::NewMessage;
+    /// let m = NewMessage::new(MessageId::new("msg_1")?, "user.created", b"{}".to_vec(), SystemTime::UNIX_EPOCH);
+    /// assert_eq!(m.event_type, "user.created");
+    /// assert!(m.idempotency_key.is_none());
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn new(
         id: MessageId,
         event_type: impl Into<String>,
@@ -66,6 +96,17 @@ impl NewMessage {
     }
 
     /// Sets the idempotency key and how long it holds.
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use consentry::MessageId;
+    /// use consentry::store::NewMessage;
+    /// let now = SystemTime::UNIX_EPOCH;
+    /// let m = NewMessage::new(MessageId::new("msg_1")?, "user.created", b"{}".to_vec(), now)
+    ///     .with_idempotency_key("req-1", now + Duration::from_secs(60));
+    /// assert_eq!(m.idempotency_until, Some(now + Duration::from_secs(60)));
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     #[must_use]
     pub fn with_idempotency_key(mut self, key: impl Into<String>, until: SystemTime) -> Self {
         self.idempotency_key = Some(key.into());
@@ -75,6 +116,21 @@ impl NewMessage {
 }
 
 /// What publishing did.
+///
+/// ```
+/// use std::time::SystemTime;
+/// use consentry::MessageId;
+/// use consentry::store::{MemoryStore, NewMessage, WebhookOutboxStore};
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let store = MemoryStore::new();
+/// let now = SystemTime::now();
+/// let m = NewMessage::new(MessageId::new("msg_1")?, "user.created", b"{}".to_vec(), now).with_idempotency_key("k", now);
+/// let published = store.publish_webhook_message(m).await?;
+/// assert!(!published.duplicate);
+/// assert_eq!(published.deliveries, 0); // no endpoint yet
+/// # Ok::<(), consentry::Error>(())
+/// # }).unwrap();
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Published {
@@ -89,6 +145,20 @@ pub struct Published {
 }
 
 /// A stored message.
+///
+/// ```
+/// use std::time::SystemTime;
+/// use consentry::MessageId;
+/// use consentry::store::{MemoryStore, NewMessage, WebhookOutboxStore};
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let store = MemoryStore::new();
+/// let id = MessageId::new("msg_1")?;
+/// store.publish_webhook_message(NewMessage::new(id.clone(), "user.created", b"{}".to_vec(), SystemTime::now())).await?;
+/// let stored = store.get_webhook_message(&id).await?.expect("published");
+/// assert_eq!((stored.event_type.as_str(), stored.payload.as_slice()), ("user.created", b"{}".as_slice()));
+/// # Ok::<(), consentry::Error>(())
+/// # }).unwrap();
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct StoredMessage {
@@ -105,6 +175,12 @@ pub struct StoredMessage {
 }
 
 /// What started an attempt.
+///
+/// ```
+/// use consentry::store::Trigger;
+/// assert_eq!(Trigger::Scheduled.as_str(), "scheduled");
+/// assert_ne!(Trigger::Scheduled, Trigger::Manual);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Trigger {
@@ -140,6 +216,12 @@ impl Trigger {
 }
 
 /// Where a delivery stands.
+///
+/// ```
+/// use consentry::store::DeliveryState;
+/// assert_eq!(DeliveryState::Pending.as_str(), "pending");
+/// assert_eq!(DeliveryState::Succeeded.as_str(), "succeeded");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum DeliveryState {
@@ -182,6 +264,24 @@ impl DeliveryState {
 }
 
 /// One delivery: a message to one endpoint.
+///
+/// ```
+/// use consentry::{store::{DeliveryState, MemoryStore, Trigger, WebhookOutboxStore}, vault::Keyring};
+/// use consentry::webhook::{Actor, Dispatcher, EndpointConfig};
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let store = MemoryStore::new(); // clones share one map
+/// let dispatcher = Dispatcher::builder().store(store.clone()).keyring(Keyring::generate()?)
+/// #   .http(consentry::http::from_fn(|_r| async { Err(consentry::http::HttpError::from_kind(consentry::http::HttpErrorKind::Connect)) }))
+///     .build()?;
+/// let endpoint = dispatcher.create_endpoint(&Actor::admin("alice"), EndpointConfig::new("https://hooks.example.com/in")).await?;
+/// let id = dispatcher.publish("user.created", serde_json::json!({"id": "u_1"}), None).await?;
+/// let deliveries = store.webhook_deliveries(&id).await?;
+/// assert_eq!(deliveries.len(), 1);
+/// assert_eq!(deliveries[0].endpoint, endpoint.id);
+/// assert_eq!((deliveries[0].trigger, deliveries[0].state, deliveries[0].attempts), (Trigger::Scheduled, DeliveryState::Pending, 0));
+/// # Ok::<(), consentry::Error>(())
+/// # }).unwrap();
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct DeliveryRecord {
@@ -204,6 +304,28 @@ pub struct DeliveryRecord {
 }
 
 /// A delivery claimed by a worker, with what it needs to send it.
+///
+/// ```
+/// use std::time::Duration;
+/// use consentry::clock::{Clock, ManualClock};
+/// use consentry::{store::{MemoryStore, WebhookOutboxStore}, vault::Keyring};
+/// use consentry::webhook::{Actor, Dispatcher, EndpointConfig};
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let (store, clock) = (MemoryStore::new(), ManualClock::starting_now());
+/// let dispatcher = Dispatcher::builder().store(store.clone()).keyring(Keyring::generate()?).clock(clock.clone())
+/// #   .http(consentry::http::from_fn(|_r| async { Err(consentry::http::HttpError::from_kind(consentry::http::HttpErrorKind::Connect)) }))
+///     .build()?;
+/// dispatcher.create_endpoint(&Actor::admin("alice"), EndpointConfig::new("https://hooks.example.com/in")).await?;
+/// let id = dispatcher.publish("user.created", serde_json::json!({"id": "u_1"}), None).await?;
+/// let now = clock.now();
+/// let claimed = store.claim_webhook_deliveries("worker-1", now, now + Duration::from_secs(60), 10).await?;
+/// assert_eq!(claimed.len(), 1);
+/// assert_eq!((&claimed[0].message, claimed[0].event_type.as_str(), claimed[0].attempts), (&id, "user.created", 0));
+/// // Leased: a second worker gets nothing until the lease expires.
+/// assert!(store.claim_webhook_deliveries("worker-2", now, now + Duration::from_secs(60), 10).await?.is_empty());
+/// # Ok::<(), consentry::Error>(())
+/// # }).unwrap();
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ClaimedDelivery {
@@ -226,6 +348,24 @@ pub struct ClaimedDelivery {
 }
 
 /// One attempt, as logged.
+///
+/// ```
+/// use consentry::http::{self, HttpRequest, Response};
+/// use consentry::{store::{MemoryStore, WebhookOutboxStore}, vault::Keyring};
+/// use consentry::webhook::{Actor, Dispatcher, EndpointConfig};
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let ok = http::from_fn(|_req: HttpRequest| async { Ok(Response::builder().status(200).body(b"thanks".to_vec()).unwrap()) });
+/// let store = MemoryStore::new();
+/// let d = Dispatcher::builder().store(store.clone()).keyring(Keyring::generate()?).http(ok).build()?;
+/// d.create_endpoint(&Actor::admin("alice"), EndpointConfig::new("https://hooks.example.com/in")).await?;
+/// let id = d.publish("user.created", serde_json::json!({"id": "u_1"}), None).await?;
+/// d.run_once().await?;
+/// let log = store.webhook_attempts(&id).await?;
+/// assert_eq!((log.len(), log[0].attempt, log[0].status), (1, 1, Some(200)));
+/// assert_eq!(log[0].response_text(), "thanks");
+/// # Ok::<(), consentry::Error>(())
+/// # }).unwrap();
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct AttemptRecord {
@@ -271,6 +411,17 @@ impl AttemptRecord {
 
     /// An attempt record; `error` and `response` are truncated to their
     /// limits (on a character boundary for `error`).
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use consentry::{EndpointId, MessageId};
+    /// use consentry::store::{AttemptRecord, Trigger};
+    /// let a = AttemptRecord::new(7, MessageId::new("msg_1")?, EndpointId::new("ep_1")?, 2, SystemTime::UNIX_EPOCH,
+    ///     Trigger::Manual, None, Some("timed out".into()), Vec::new(), Duration::from_secs(15));
+    /// assert_eq!((a.delivery, a.attempt, a.status), (7, 2, None));
+    /// assert_eq!(a.error.as_deref(), Some("timed out"));
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         delivery: u64,
@@ -311,6 +462,14 @@ impl AttemptRecord {
 }
 
 /// What happens to a delivery after an attempt.
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use consentry::store::DeliveryOutcome;
+/// let retry = DeliveryOutcome::Retry { at: SystemTime::UNIX_EPOCH + Duration::from_secs(5) };
+/// assert_ne!(retry, DeliveryOutcome::Exhausted);
+/// assert!(matches!(retry, DeliveryOutcome::Retry { .. }));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum DeliveryOutcome {
@@ -328,6 +487,13 @@ pub enum DeliveryOutcome {
 }
 
 /// What an attempt does to its endpoint.
+///
+/// ```
+/// use consentry::store::EndpointEffect;
+/// let gone = EndpointEffect::Disable { reason: "410 Gone".into() };
+/// assert_ne!(gone, EndpointEffect::None);
+/// assert!(matches!(gone, EndpointEffect::Disable { ref reason } if reason == "410 Gone"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum EndpointEffect {
@@ -369,6 +535,12 @@ pub struct AttemptCompletion {
 }
 
 /// What recording an attempt did.
+///
+/// ```
+/// use consentry::store::CompletionResult;
+/// let nothing = CompletionResult::default();
+/// assert!(!nothing.applied && !nothing.endpoint_disabled);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct CompletionResult {
@@ -379,6 +551,24 @@ pub struct CompletionResult {
 }
 
 /// The dispatcher's outbox.
+///
+/// ```
+/// use std::time::SystemTime;
+/// use consentry::MessageId;
+/// use consentry::store::{MemoryStore, NewMessage, WebhookOutboxStore};
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let store = MemoryStore::new();
+/// let now = SystemTime::now();
+/// let first = NewMessage::new(MessageId::new("msg_1")?, "user.created", b"{}".to_vec(), now).with_idempotency_key("req-1", now + std::time::Duration::from_secs(60));
+/// let again = NewMessage::new(MessageId::new("msg_2")?, "user.created", b"{}".to_vec(), now).with_idempotency_key("req-1", now + std::time::Duration::from_secs(60));
+/// assert!(!store.publish_webhook_message(first).await?.duplicate);
+/// let dup = store.publish_webhook_message(again).await?;
+/// assert!(dup.duplicate);
+/// assert_eq!(dup.id.as_str(), "msg_1"); // the first message wins the key
+/// assert!(store.get_webhook_message(&MessageId::new("msg_2")?).await?.is_none());
+/// # Ok::<(), consentry::Error>(())
+/// # }).unwrap();
+/// ```
 #[async_trait]
 pub trait WebhookOutboxStore: Debug + Send + Sync + 'static {
     /// Publishes in one transaction: if `message.idempotency_key` names a

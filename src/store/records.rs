@@ -71,6 +71,12 @@ const STATUSES: [SyncStatus; 8] = [
 
 impl SyncStatus {
     /// The stable snake_case name.
+    ///
+    /// ```
+    /// use consentry::store::SyncStatus;
+    /// assert_eq!(SyncStatus::RateLimited.as_str(), "rate_limited");
+    /// assert_eq!(SyncStatus::ConsentRequired.as_str(), "consent_required");
+    /// ```
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Idle => "idle",
@@ -147,6 +153,15 @@ pub struct SyncState {
 
 impl SyncState {
     /// A stream that never ran.
+    ///
+    /// ```
+    /// use consentry::{ConnectionId, ConnectorId, UserId};
+    /// use consentry::store::{SyncState, SyncStatus};
+    /// let s = SyncState::new(UserId::new("u1")?, ConnectionId::new("c1")?, ConnectorId::new("spotify")?, "top_artists");
+    /// assert_eq!((s.status, s.generation, s.cursor), (SyncStatus::Idle, 0, None));
+    /// assert!(s.next_run_at.is_none()); // not scheduled
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn new(
         user: UserId,
         connection: ConnectionId,
@@ -207,6 +222,16 @@ pub struct PageWrite {
 
 impl PageWrite {
     /// A page without deletions or sweep.
+    ///
+    /// ```
+    /// use std::time::SystemTime;
+    /// use consentry::{ConnectionId, ConnectorId, Purpose, UserId};
+    /// use consentry::store::{PageWrite, SyncState};
+    /// let state = SyncState::new(UserId::new("u1")?, ConnectionId::new("c1")?, ConnectorId::new("x")?, "s");
+    /// let page = PageWrite::new(state, Vec::new(), vec![Purpose::new("matching")?], SystemTime::UNIX_EPOCH);
+    /// assert!(page.records.is_empty() && page.deleted.is_empty() && !page.sweep);
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn new(
         state: SyncState,
         records: Vec<Record>,
@@ -279,6 +304,16 @@ pub struct RecordRead {
 
 impl RecordRead {
     /// A read of up to `limit` records from the first.
+    ///
+    /// ```
+    /// use std::time::SystemTime;
+    /// use consentry::{ConnectionId, Purpose, UserId};
+    /// use consentry::store::RecordRead;
+    /// let r = RecordRead::new(UserId::new("u")?, ConnectionId::new("c")?, "books", Purpose::new("matching")?,
+    ///                         "matcher", SystemTime::UNIX_EPOCH, 50);
+    /// assert_eq!((r.stream.as_str(), r.component.as_str(), r.after, r.limit), ("books", "matcher", None, 50));
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn new(
         user: UserId,
         connection: ConnectionId,
@@ -357,6 +392,14 @@ pub struct RecordCount {
 
 impl RecordCount {
     /// Builds a count (for store implementations).
+    ///
+    /// ```
+    /// use consentry::{ConnectionId, Purpose};
+    /// use consentry::store::RecordCount;
+    /// let n = RecordCount::new(ConnectionId::new("c")?, "books".into(), Purpose::new("matching")?, 3);
+    /// assert_eq!((n.stream.as_str(), n.purpose.as_str(), n.count), ("books", "matching", 3));
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn new(connection: ConnectionId, stream: String, purpose: Purpose, count: u64) -> Self {
         Self {
             connection,
@@ -550,6 +593,14 @@ pub struct Tombstone {
 
 impl Tombstone {
     /// Builds a tombstone (the facade and store implementations).
+    ///
+    /// ```
+    /// use std::time::SystemTime;
+    /// use consentry::store::Tombstone;
+    /// let t = Tombstone::new("9f86d0".into(), SystemTime::UNIX_EPOCH, 1, 0);
+    /// assert_eq!(serde_json::to_value(&t).unwrap()["erased_at"], 0); // milliseconds since the epoch
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn new(subject: String, erased_at: SystemTime, connections: u64, records: u64) -> Self {
         Self {
             subject,

@@ -72,6 +72,17 @@ impl Debug for StoredEndpoint {
 
 impl StoredEndpoint {
     /// An enabled endpoint receiving every event type, created at `now`.
+    ///
+    /// ```
+    /// use std::time::SystemTime;
+    /// use consentry::{EndpointId, store::StoredEndpoint};
+    /// let now = SystemTime::UNIX_EPOCH;
+    /// let e = StoredEndpoint::new(EndpointId::new("ep_1")?, "https://hooks.example/in", vec![0; 48], now);
+    /// assert!(e.enabled && e.first_failure_at.is_none());
+    /// assert_eq!((e.created_at, e.updated_at), (now, now));
+    /// assert!(format!("{e:?}").contains("[48 bytes]")); // the sealed secrets are not shown
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn new(id: EndpointId, url: impl Into<String>, sealed: Vec<u8>, now: SystemTime) -> Self {
         Self {
             id,
@@ -105,6 +116,24 @@ impl StoredEndpoint {
 }
 
 /// Outbound webhook endpoints.
+///
+/// ```
+/// use std::time::SystemTime;
+/// use consentry::{EndpointId, store::{MemoryStore, StoredEndpoint, WebhookEndpointStore}};
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let store = MemoryStore::new();
+/// let id = EndpointId::new("ep_1")?;
+/// store.insert_webhook_endpoint(StoredEndpoint::new(id.clone(), "https://hooks.example/in", vec![], SystemTime::UNIX_EPOCH)).await?;
+/// let mut e = store.get_webhook_endpoint(&id).await?.expect("inserted");
+/// assert_eq!(e.revision, 1);
+/// e.enabled = false;
+/// assert_eq!(store.update_webhook_endpoint(e.clone()).await?, 2);
+/// assert!(store.update_webhook_endpoint(e).await.is_err()); // stale revision
+/// assert!(store.delete_webhook_endpoint(&id).await?);
+/// assert!(store.list_webhook_endpoints().await?.is_empty());
+/// # Ok::<(), consentry::Error>(())
+/// # }).unwrap();
+/// ```
 #[async_trait]
 pub trait WebhookEndpointStore: Debug + Send + Sync + 'static {
     /// Stores a new endpoint with revision 1. Fails with `Conflict` if the
@@ -134,12 +163,46 @@ pub trait WebhookEndpointStore: Debug + Send + Sync + 'static {
 }
 
 /// The longest replay-guard scope accepted, in bytes.
+///
+/// ```
+/// use std::time::SystemTime;
+/// use consentry::store::{MAX_REPLAY_SCOPE_LEN, MemoryStore, ReplayStore};
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let (store, now) = (MemoryStore::new(), SystemTime::UNIX_EPOCH);
+/// let long = "s".repeat(MAX_REPLAY_SCOPE_LEN + 1);
+/// assert!(store.check_and_insert(&long, "msg_1", now, now).await.is_err());
+/// # });
+/// ```
 pub const MAX_REPLAY_SCOPE_LEN: usize = 64;
 /// The longest delivery id the replay guard accepts, in bytes.
+///
+/// ```
+/// use std::time::SystemTime;
+/// use consentry::store::{MAX_REPLAY_ID_LEN, MemoryStore, ReplayStore};
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let (store, now) = (MemoryStore::new(), SystemTime::UNIX_EPOCH);
+/// assert!(store.check_and_insert("stripe", &"i".repeat(MAX_REPLAY_ID_LEN + 1), now, now).await.is_err());
+/// # });
+/// ```
 pub const MAX_REPLAY_ID_LEN: usize = 256;
 
 /// The seen-set of a replay guard: delivery ids per scope (one scope per
 /// sender or provider), each kept until it expires.
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use consentry::store::{MemoryStore, ReplayStore};
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let store = MemoryStore::new();
+/// let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+/// let until = now + Duration::from_secs(600);
+/// assert!(store.check_and_insert("stripe", "evt_1", until, now).await?);
+/// assert!(!store.check_and_insert("stripe", "evt_1", until, now).await?); // seen
+/// assert!(store.check_and_insert("github", "evt_1", until, now).await?); // another scope
+/// assert_eq!(store.purge_replay_entries(until + Duration::from_secs(1)).await?, 2);
+/// # Ok::<(), consentry::Error>(())
+/// # }).unwrap();
+/// ```
 #[async_trait]
 pub trait ReplayStore: Debug + Send + Sync + 'static {
     /// Records `(scope, id)` until `expires_at` and returns `true`, unless

@@ -11,6 +11,15 @@ use crate::ids::{ConnectionId, ConnectorId, UserId};
 
 /// The longest wait any header can ask for (one day); longer values are
 /// cut to it.
+///
+/// ```
+/// use std::time::UNIX_EPOCH;
+/// use consentry::http::{HeaderMap, HeaderValue};
+/// use consentry::sync::{MAX_HEADER_WAIT, retry_after};
+/// let mut h = HeaderMap::new();
+/// h.insert("retry-after", HeaderValue::from_static("31536000")); // a year
+/// assert_eq!(retry_after(&h, UNIX_EPOCH), Some(MAX_HEADER_WAIT));
+/// ```
 pub const MAX_HEADER_WAIT: Duration = Duration::from_secs(24 * 3600);
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -158,6 +167,14 @@ pub struct Budget {
 impl Budget {
     /// `requests` per `per` (at least 1 per nanosecond-free interval),
     /// bursting up to `requests`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use consentry::sync::Budget;
+    /// let b = Budget::new(100, Duration::from_secs(60));
+    /// assert_eq!(b.burst(), 100); // bursts up to `requests`
+    /// assert_eq!(Budget::new(0, Duration::from_secs(1)), Budget::new(1, Duration::from_secs(1)));
+    /// ```
     pub fn new(requests: u32, per: Duration) -> Self {
         let requests = requests.max(1);
         Self {
@@ -168,11 +185,23 @@ impl Budget {
     }
 
     /// `requests` per second.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use consentry::sync::Budget;
+    /// assert_eq!(Budget::per_second(5), Budget::new(5, Duration::from_secs(1)));
+    /// ```
     pub fn per_second(requests: u32) -> Self {
         Self::new(requests, Duration::from_secs(1))
     }
 
     /// Caps bursts at `burst` requests (at least 1).
+    ///
+    /// ```
+    /// use consentry::sync::Budget;
+    /// assert_eq!(Budget::per_second(50).with_burst(5).burst(), 5);
+    /// assert_eq!(Budget::per_second(50).with_burst(0).burst(), 1);
+    /// ```
     #[must_use]
     pub fn with_burst(mut self, burst: u32) -> Self {
         self.burst = burst.max(1);
@@ -180,6 +209,11 @@ impl Budget {
     }
 
     /// The largest burst.
+    ///
+    /// ```
+    /// use consentry::sync::Budget;
+    /// assert_eq!(Budget::per_second(7).burst(), 7);
+    /// ```
     pub fn burst(&self) -> u32 {
         self.burst
     }

@@ -172,6 +172,13 @@ impl Default for SyncOptions {
 
 impl SyncOptions {
     /// Sets the time budget of one run (at least 1 s).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use consentry::sync::SyncOptions;
+    /// assert_eq!(SyncOptions::default().run_budget(Duration::from_secs(30)).run_budget, Duration::from_secs(30));
+    /// assert_eq!(SyncOptions::default().run_budget(Duration::ZERO).run_budget, Duration::from_secs(1)); // at least 1 s
+    /// ```
     #[must_use]
     pub fn run_budget(mut self, budget: Duration) -> Self {
         self.run_budget = budget.max(Duration::from_secs(1));
@@ -179,6 +186,12 @@ impl SyncOptions {
     }
 
     /// Sets the most pages per run (at least 1).
+    ///
+    /// ```
+    /// use consentry::sync::SyncOptions;
+    /// assert_eq!(SyncOptions::default().max_pages(50).max_pages, 50);
+    /// assert_eq!(SyncOptions::default().max_pages(0).max_pages, 1);
+    /// ```
     #[must_use]
     pub fn max_pages(mut self, pages: u64) -> Self {
         self.max_pages = pages.max(1);
@@ -186,6 +199,14 @@ impl SyncOptions {
     }
 
     /// Sets retries per request (at most 20) and the backoff base and cap.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use consentry::sync::SyncOptions;
+    /// let o = SyncOptions::default().retries(100, Duration::from_secs(2), Duration::from_secs(1));
+    /// assert_eq!(o.max_retries, 20); // capped
+    /// assert_eq!(o.backoff_max, Duration::from_secs(2)); // never below the base
+    /// ```
     #[must_use]
     pub fn retries(mut self, max_retries: u32, base: Duration, max: Duration) -> Self {
         self.max_retries = max_retries.min(20);
@@ -195,6 +216,12 @@ impl SyncOptions {
     }
 
     /// Sets the longest rate-limit wait a run sits through.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use consentry::sync::SyncOptions;
+    /// assert_eq!(SyncOptions::default().max_wait(Duration::from_secs(10)).max_wait, Duration::from_secs(10));
+    /// ```
     #[must_use]
     pub fn max_wait(mut self, wait: Duration) -> Self {
         self.max_wait = wait;
@@ -203,6 +230,13 @@ impl SyncOptions {
 
     /// Opens a provider's circuit after `failures` (at least 1) for
     /// `cooldown`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use consentry::sync::SyncOptions;
+    /// let o = SyncOptions::default().breaker(0, Duration::from_secs(30));
+    /// assert_eq!((o.breaker_failures, o.breaker_cooldown), (1, Duration::from_secs(30)));
+    /// ```
     #[must_use]
     pub fn breaker(mut self, failures: u32, cooldown: Duration) -> Self {
         self.breaker_failures = failures.max(1);
@@ -211,6 +245,13 @@ impl SyncOptions {
     }
 
     /// Sets the default interval between runs of a stream (at least 1 s).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use consentry::sync::SyncOptions;
+    /// assert_eq!(SyncOptions::default().default_interval, Duration::from_secs(3600));
+    /// assert_eq!(SyncOptions::default().default_interval(Duration::from_secs(900)).default_interval, Duration::from_secs(900));
+    /// ```
     #[must_use]
     pub fn default_interval(mut self, interval: Duration) -> Self {
         self.default_interval = interval.max(Duration::from_secs(1));
@@ -219,6 +260,13 @@ impl SyncOptions {
 
     /// Sets the scheduler's tick (at least 10 ms), batch (1 to 10,000) and
     /// concurrency (1 to 64).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use consentry::sync::SyncOptions;
+    /// let o = SyncOptions::default().scheduler(Duration::ZERO, 0, 1000);
+    /// assert_eq!((o.scheduler_tick, o.scheduler_batch, o.concurrency), (Duration::from_millis(10), 1, 64)); // clamped
+    /// ```
     #[must_use]
     pub fn scheduler(mut self, tick: Duration, batch: usize, concurrency: usize) -> Self {
         self.scheduler_tick = tick.max(Duration::from_millis(10));
@@ -228,6 +276,12 @@ impl SyncOptions {
     }
 
     /// Sets each connection's budget.
+    ///
+    /// ```
+    /// use consentry::sync::{Budget, SyncOptions};
+    /// let o = SyncOptions::default().connection_budget(Budget::per_second(2));
+    /// assert_eq!(o.connection_budget, Some(Budget::per_second(2)));
+    /// ```
     #[must_use]
     pub fn connection_budget(mut self, budget: Budget) -> Self {
         self.connection_budget = Some(budget);
@@ -235,6 +289,15 @@ impl SyncOptions {
     }
 
     /// Sets a provider's budget (replacing an earlier one).
+    ///
+    /// ```
+    /// use consentry::sync::{Budget, SyncOptions};
+    /// let o = SyncOptions::default()
+    ///     .provider_budget("spotify".parse()?, Budget::per_second(10))
+    ///     .provider_budget("spotify".parse()?, Budget::per_second(5));
+    /// assert_eq!(o.provider_budgets, [("spotify".parse::<consentry::ConnectorId>()?, Budget::per_second(5))]); // replaced
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     #[must_use]
     pub fn provider_budget(mut self, connector: ConnectorId, budget: Budget) -> Self {
         self.provider_budgets.retain(|(c, _)| *c != connector);

@@ -302,6 +302,17 @@ impl Integrations {
     /// loses nothing; a lease it held expires on its own).
     ///
     /// Needs a Tokio runtime with time enabled.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let integrations = consentry::integrations::doc_support::integrations()?;
+    /// let scheduler = tokio::spawn(integrations.scheduler()); // in the host, at startup
+    /// tokio::task::yield_now().await; // a first round: nothing is due yet
+    /// scheduler.abort(); // stopping at any point loses nothing
+    /// assert!(scheduler.await.unwrap_err().is_cancelled());
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub fn scheduler(&self) -> impl Future<Output = ()> + Send + 'static {
         let this = self.clone();
         async move {

@@ -36,6 +36,14 @@ pub struct WebhookSigningKey(SigningKey);
 
 impl WebhookSigningKey {
     /// The prefix of the string form.
+    ///
+    /// ```
+    /// use consentry::secrecy::ExposeSecret;
+    /// use consentry::webhook::WebhookSigningKey;
+    /// let key = WebhookSigningKey::generate()?;
+    /// assert!(key.expose_whsk().expose_secret().starts_with(WebhookSigningKey::PREFIX));
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub const PREFIX: &'static str = "whsk_";
 
     /// A new random key.
@@ -43,6 +51,14 @@ impl WebhookSigningKey {
     /// # Errors
     /// [`Error::Random`](crate::Error::Random) if the system's random number
     /// generator fails.
+    ///
+    /// ```
+    /// use consentry::webhook::WebhookSigningKey;
+    /// let (a, b) = (WebhookSigningKey::generate()?, WebhookSigningKey::generate()?);
+    /// assert_ne!(a.public_key(), b.public_key());
+    /// assert_eq!(format!("{a:?}"), "WebhookSigningKey([REDACTED])");
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn generate() -> Result<Self> {
         let mut sk = Zeroizing::new([0u8; 32]);
         fill_random(sk.as_mut())?;
@@ -55,6 +71,16 @@ impl WebhookSigningKey {
     /// # Errors
     /// [`WebhookError::InvalidSecret`] if it is not base64 of 64 bytes, or
     /// if the public half does not belong to the secret half.
+    ///
+    /// ```
+    /// use consentry::secrecy::ExposeSecret;
+    /// use consentry::webhook::WebhookSigningKey;
+    /// let key = WebhookSigningKey::generate()?;
+    /// let again = WebhookSigningKey::parse(key.expose_whsk().expose_secret())?;
+    /// assert_eq!(again.public_key(), key.public_key());
+    /// assert!(WebhookSigningKey::parse("whsk_AAAA").is_err());
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn parse(s: &str) -> Result<Self> {
         let encoded = s.strip_prefix(Self::PREFIX).unwrap_or(s);
         let mut bytes = Zeroizing::new([0u8; 64]);
@@ -65,6 +91,14 @@ impl WebhookSigningKey {
     }
 
     /// The public key that verifies this key's signatures.
+    ///
+    /// ```
+    /// use consentry::webhook::{WebhookPublicKey, WebhookSigningKey};
+    /// let public = WebhookSigningKey::generate()?.public_key();
+    /// assert!(public.to_string().starts_with("whpk_"));
+    /// assert_eq!(WebhookPublicKey::parse(&public.to_string())?, public);
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn public_key(&self) -> WebhookPublicKey {
         WebhookPublicKey(self.0.verifying_key())
     }
@@ -73,6 +107,14 @@ impl WebhookSigningKey {
     ///
     /// # Security
     /// This exposes the secret key; do not log it.
+    ///
+    /// ```
+    /// use consentry::secrecy::ExposeSecret;
+    /// use consentry::webhook::WebhookSigningKey;
+    /// let stored = WebhookSigningKey::generate()?.expose_whsk(); // keep it encrypted
+    /// assert!(stored.expose_secret().starts_with("whsk_"));
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn expose_whsk(&self) -> SecretString {
         let bytes = Zeroizing::new(self.0.to_keypair_bytes());
         let encoded = Zeroizing::new(common::b64(bytes.as_ref()));
@@ -104,6 +146,13 @@ pub struct WebhookPublicKey(VerifyingKey);
 
 impl WebhookPublicKey {
     /// The prefix of the string form.
+    ///
+    /// ```
+    /// use consentry::webhook::{WebhookPublicKey, WebhookSigningKey};
+    /// let public = WebhookSigningKey::generate()?.public_key();
+    /// assert!(public.to_string().starts_with(WebhookPublicKey::PREFIX));
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub const PREFIX: &'static str = "whpk_";
 
     /// Parses `whpk_<base64 of 32 bytes>` (the prefix and the padding are
@@ -113,6 +162,14 @@ impl WebhookPublicKey {
     /// [`WebhookError::InvalidSecret`] if it is not base64 of 32 bytes, not
     /// a point on the curve, or a weak (small-order) key, for which
     /// signatures prove nothing.
+    ///
+    /// ```
+    /// use consentry::webhook::WebhookPublicKey;
+    /// let key = WebhookPublicKey::parse("1SiA4o9hyqTCpIqC5V9HUakiiaeACeqfZTInDBbOir4")?; // prefix and padding optional
+    /// assert_eq!(key.to_string(), "whpk_1SiA4o9hyqTCpIqC5V9HUakiiaeACeqfZTInDBbOir4=");
+    /// assert!(WebhookPublicKey::parse(&format!("whpk_{}", "A".repeat(43))).is_err()); // a small-order point proves nothing
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn parse(s: &str) -> Result<Self> {
         let encoded = s.strip_prefix(Self::PREFIX).unwrap_or(s);
         let mut bytes = [0u8; 32];

@@ -5,6 +5,17 @@ use super::WebhookError;
 
 /// Longest header value a verifier reads, in bytes. Longer values are
 /// refused as malformed before any parsing.
+///
+/// ```
+/// use std::time::{Duration, UNIX_EPOCH};
+/// use consentry::webhook::{MAX_HEADER_LEN, WebhookSecret, standard};
+/// let secret = WebhookSecret::generate()?;
+/// let long = "v1,".to_owned() + &"A".repeat(MAX_HEADER_LEN);
+/// let headers = [("webhook-id", "msg_1"), ("webhook-timestamp", "1700000000"), ("webhook-signature", long.as_str())];
+/// let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+/// assert!(standard::verify(&[secret], &headers, b"{}", now).is_err()); // refused before parsing
+/// # Ok::<(), consentry::Error>(())
+/// ```
 pub const MAX_HEADER_LEN: usize = 4096;
 
 /// Read access to request headers, so that verifiers work with whatever the
@@ -122,6 +133,14 @@ impl SignedHeaders {
     }
 
     /// The value of the header called `name` (ASCII-case-insensitive).
+    ///
+    /// ```
+    /// use consentry::webhook::{WebhookSecret, standard};
+    /// let signed = standard::sign(&WebhookSecret::generate()?, "msg_1", 1_700_000_000, b"{}")?;
+    /// assert_eq!(signed.get("Webhook-Id"), Some("msg_1")); // any case
+    /// assert_eq!(signed.get("x-missing"), None);
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn get(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -130,6 +149,17 @@ impl SignedHeaders {
     }
 
     /// The `(name, value)` pairs, in the order they should be sent.
+    ///
+    /// ```
+    /// use consentry::webhook::{WebhookSecret, standard};
+    /// let signed = standard::sign(&WebhookSecret::generate()?, "msg_1", 1_700_000_000, b"{}")?;
+    /// let mut request = consentry::http::Request::post("https://hooks.example.com/in");
+    /// for (name, value) in signed.iter() {
+    ///     request = request.header(name, value);
+    /// }
+    /// assert_eq!(request.headers_ref().unwrap()["webhook-timestamp"], "1700000000");
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn iter(&self) -> impl ExactSizeIterator<Item = (&'static str, &str)> + '_ {
         self.headers.iter().map(|(n, v)| (*n, v.as_str()))
     }

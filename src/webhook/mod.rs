@@ -142,9 +142,21 @@ pub struct VerifyOptions {
 
 impl VerifyOptions {
     /// Five minutes, the tolerance of every provider's reference library.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use consentry::webhook::VerifyOptions;
+    /// assert_eq!(VerifyOptions::DEFAULT_TOLERANCE, Duration::from_secs(300));
+    /// ```
     pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(5 * 60);
 
     /// Tolerance of five minutes, no payload limit.
+    ///
+    /// ```
+    /// use consentry::webhook::VerifyOptions;
+    /// let o = VerifyOptions::new();
+    /// assert_eq!((o.tolerance(), o.max_payload_len()), (VerifyOptions::DEFAULT_TOLERANCE, None));
+    /// ```
     pub const fn new() -> Self {
         Self {
             tolerance: Self::DEFAULT_TOLERANCE,
@@ -155,6 +167,18 @@ impl VerifyOptions {
     /// How far the signed timestamp may be from `now` (whole seconds;
     /// fractions are dropped). Ignored by the schemes that sign no
     /// timestamp (GitHub, Shopify).
+    ///
+    /// ```
+    /// use std::time::{Duration, UNIX_EPOCH};
+    /// use consentry::webhook::{VerifyOptions, WebhookSecret, standard};
+    /// let secret = WebhookSecret::generate()?;
+    /// let signed = standard::sign(&secret, "msg_1", 1_700_000_000, b"{}")?;
+    /// let ten_minutes_later = UNIX_EPOCH + Duration::from_secs(1_700_000_600);
+    /// assert!(standard::verify(&[secret.clone()], &signed, b"{}", ten_minutes_later).is_err());
+    /// let lenient = VerifyOptions::new().with_tolerance(Duration::from_secs(900));
+    /// assert!(standard::verify_with(&lenient, &[secret], &signed, b"{}", ten_minutes_later).is_ok());
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     #[must_use]
     pub const fn with_tolerance(mut self, tolerance: Duration) -> Self {
         self.tolerance = tolerance;
@@ -163,6 +187,18 @@ impl VerifyOptions {
 
     /// Refuse payloads longer than `bytes` before hashing them. By default
     /// there is no limit here: bound the request body in the web framework.
+    ///
+    /// ```
+    /// use std::time::{Duration, UNIX_EPOCH};
+    /// use consentry::webhook::{VerifyOptions, WebhookSecret, standard};
+    /// let secret = WebhookSecret::generate()?;
+    /// let body = vec![b' '; 2048];
+    /// let signed = standard::sign(&secret, "msg_1", 1_700_000_000, &body)?;
+    /// let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    /// let small = VerifyOptions::new().with_max_payload_len(1024);
+    /// assert!(standard::verify_with(&small, &[secret], &signed, &body, now).is_err());
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     #[must_use]
     pub const fn with_max_payload_len(mut self, bytes: usize) -> Self {
         self.max_payload_len = Some(bytes);
@@ -170,11 +206,23 @@ impl VerifyOptions {
     }
 
     /// The timestamp tolerance.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use consentry::webhook::VerifyOptions;
+    /// assert_eq!(VerifyOptions::new().with_tolerance(Duration::from_secs(30)).tolerance(), Duration::from_secs(30));
+    /// ```
     pub const fn tolerance(&self) -> Duration {
         self.tolerance
     }
 
     /// The payload limit, if any.
+    ///
+    /// ```
+    /// use consentry::webhook::VerifyOptions;
+    /// assert_eq!(VerifyOptions::new().max_payload_len(), None);
+    /// assert_eq!(VerifyOptions::new().with_max_payload_len(1024).max_payload_len(), Some(1024));
+    /// ```
     pub const fn max_payload_len(&self) -> Option<usize> {
         self.max_payload_len
     }

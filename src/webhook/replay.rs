@@ -62,6 +62,14 @@ impl ReplayGuard {
     ///
     /// # Errors
     /// [`Error::InvalidInput`] for an empty scope or one over 64 bytes.
+    ///
+    /// ```
+    /// use consentry::{store::MemoryStore, webhook::ReplayGuard};
+    /// let guard = ReplayGuard::new(MemoryStore::new(), "stripe")?;
+    /// assert_eq!(guard.ttl(), std::time::Duration::from_secs(600)); // twice the default tolerance
+    /// assert!(ReplayGuard::new(MemoryStore::new(), "").is_err());
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn new(store: impl ReplayStore, scope: impl Into<String>) -> Result<Self> {
         let scope = scope.into();
         if scope.is_empty() || scope.len() > MAX_REPLAY_SCOPE_LEN {
@@ -95,6 +103,14 @@ impl ReplayGuard {
     }
 
     /// How long ids are kept.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use consentry::{store::MemoryStore, webhook::ReplayGuard};
+    /// let guard = ReplayGuard::new(MemoryStore::new(), "clerk")?.with_ttl(Duration::from_secs(3600));
+    /// assert_eq!(guard.ttl(), Duration::from_secs(3600));
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn ttl(&self) -> Duration {
         self.ttl
     }
@@ -105,6 +121,20 @@ impl ReplayGuard {
     /// [`WebhookError::Replayed`] if it was already received within the
     /// TTL; [`Error::InvalidInput`] for an empty id or one over 256 bytes;
     /// storage errors.
+    ///
+    /// ```
+    /// use std::time::{Duration, UNIX_EPOCH};
+    /// use consentry::{store::MemoryStore, webhook::ReplayGuard};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let guard = ReplayGuard::new(MemoryStore::new(), "clerk")?;
+    /// let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    /// guard.check("msg_1", now).await?;
+    /// assert!(guard.check("msg_1", now + Duration::from_secs(60)).await.is_err()); // a replay
+    /// guard.check("msg_2", now).await?; // another delivery
+    /// assert!(guard.check("", now).await.is_err());
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn check(&self, delivery_id: &str, now: SystemTime) -> Result<()> {
         let expires = now.checked_add(self.ttl).unwrap_or(now);
         if self

@@ -46,6 +46,13 @@ pub struct WebhookSecret {
 
 impl WebhookSecret {
     /// The prefix of the string form.
+    ///
+    /// ```
+    /// use consentry::secrecy::ExposeSecret;
+    /// use consentry::webhook::WebhookSecret;
+    /// assert!(WebhookSecret::generate()?.expose_whsec().expose_secret().starts_with(WebhookSecret::PREFIX));
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub const PREFIX: &'static str = "whsec_";
 
     /// A new secret of 32 random bytes (the Standard Webhooks
@@ -54,6 +61,15 @@ impl WebhookSecret {
     /// # Errors
     /// [`Error::Random`](crate::Error::Random) if the system's random number
     /// generator fails.
+    ///
+    /// ```
+    /// use consentry::secrecy::ExposeSecret;
+    /// use consentry::webhook::WebhookSecret;
+    /// let (a, b) = (WebhookSecret::generate()?, WebhookSecret::generate()?);
+    /// assert_ne!(a.expose_whsec().expose_secret(), b.expose_whsec().expose_secret());
+    /// assert_eq!(a.expose_whsec().expose_secret().len(), "whsec_".len() + 44); // 32 bytes in base64
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn generate() -> Result<Self> {
         let mut key = Zeroizing::new(vec![0u8; 32]);
         fill_random(&mut key)?;
@@ -66,6 +82,15 @@ impl WebhookSecret {
     /// # Errors
     /// [`WebhookError::InvalidSecret`] if the string is empty (or only the
     /// prefix), longer than 1024 characters, or not base64.
+    ///
+    /// ```
+    /// use consentry::secrecy::ExposeSecret;
+    /// use consentry::webhook::WebhookSecret;
+    /// let secret = WebhookSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")?;
+    /// assert_eq!(secret.expose_whsec().expose_secret(), "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+    /// assert!(WebhookSecret::parse("whsec_not base64!").is_err());
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn parse(s: &str) -> Result<Self> {
         let encoded = s.strip_prefix(Self::PREFIX).unwrap_or(s);
         if encoded.is_empty() {
@@ -97,6 +122,14 @@ impl WebhookSecret {
     ///
     /// # Security
     /// This exposes the secret; do not log it.
+    ///
+    /// ```
+    /// use consentry::secrecy::ExposeSecret;
+    /// use consentry::webhook::WebhookSecret;
+    /// let secret = WebhookSecret::parse("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")?;
+    /// assert_eq!(secret.expose_whsec().expose_secret(), "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"); // prefixed
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn expose_whsec(&self) -> SecretString {
         let key = self.key.expose_secret();
         let mut s = String::with_capacity(Self::PREFIX.len() + key.len().div_ceil(3) * 4);
@@ -149,6 +182,14 @@ impl HmacSecret {
     /// # Errors
     /// [`WebhookError::InvalidSecret`] if it is empty (an unset environment
     /// variable, usually).
+    ///
+    /// ```
+    /// use consentry::webhook::HmacSecret;
+    /// let secret = HmacSecret::new(String::from("github-webhook-secret"))?;
+    /// assert_eq!(format!("{secret:?}"), "HmacSecret([REDACTED])");
+    /// assert!(HmacSecret::new(std::env::var("UNSET_WEBHOOK_SECRET_FOR_DOCS").unwrap_or_default()).is_err());
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn new(secret: impl Into<String>) -> Result<Self> {
         let secret = Zeroizing::new(secret.into());
         if secret.is_empty() {

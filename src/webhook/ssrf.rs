@@ -53,6 +53,13 @@ use std::str::FromStr;
 use crate::error::{Error, Result};
 
 /// Why an address is blocked.
+///
+/// ```
+/// use consentry::webhook::ssrf::{BlockReason, check};
+/// assert_eq!(check("169.254.169.254".parse()?), Err(BlockReason::LinkLocal)); // cloud metadata
+/// assert_eq!(BlockReason::Private.to_string(), "private address");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum BlockReason {
@@ -260,6 +267,16 @@ impl IpNet {
     /// # Errors
     /// [`Error::InvalidInput`] if `prefix_len` is longer than the address
     /// (32 or 128 bits) or `addr` has bits set past the prefix.
+    ///
+    /// ```
+    /// use std::net::IpAddr;
+    /// use consentry::webhook::ssrf::IpNet;
+    /// let net = IpNet::new(IpAddr::from([10, 1, 0, 0]), 16)?;
+    /// assert_eq!(net.to_string(), "10.1.0.0/16");
+    /// assert!(IpNet::new(IpAddr::from([10, 1, 0, 1]), 16).is_err()); // host bits set
+    /// assert!(IpNet::new(IpAddr::from([10, 1, 0, 0]), 33).is_err());
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn new(addr: IpAddr, prefix_len: u8) -> Result<Self> {
         let (bits, a) = match addr {
             IpAddr::V4(v4) => (32u32, u128::from(u32::from(v4))),
@@ -283,16 +300,39 @@ impl IpNet {
     }
 
     /// The network address.
+    ///
+    /// ```
+    /// use std::net::IpAddr;
+    /// use consentry::webhook::ssrf::IpNet;
+    /// let net: IpNet = "fd00::/8".parse()?;
+    /// assert_eq!(net.addr(), "fd00::".parse::<IpAddr>()?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn addr(&self) -> IpAddr {
         self.addr
     }
 
     /// The prefix length in bits.
+    ///
+    /// ```
+    /// use consentry::webhook::ssrf::IpNet;
+    /// assert_eq!("10.0.0.0/8".parse::<IpNet>()?.prefix_len(), 8);
+    /// assert_eq!("10.0.0.7".parse::<IpNet>()?.prefix_len(), 32); // a single address
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn prefix_len(&self) -> u8 {
         self.prefix_len
     }
 
     /// Whether `ip` is in this network (same address family only).
+    ///
+    /// ```
+    /// use consentry::webhook::ssrf::IpNet;
+    /// let net: IpNet = "10.0.0.0/8".parse()?;
+    /// assert!(net.contains("10.200.3.4".parse()?));
+    /// assert!(!net.contains("::ffff:10.200.3.4".parse()?)); // other family
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, ip) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => in_prefix::<32>(
@@ -366,11 +406,28 @@ pub struct Policy {
 
 impl Policy {
     /// Blocks every range of the module table; allows nothing extra.
+    ///
+    /// ```
+    /// use consentry::webhook::ssrf::Policy;
+    /// let policy = Policy::new();
+    /// assert!(policy.allowed().is_empty());
+    /// assert!(policy.check("10.0.0.1".parse()?).is_err());
+    /// assert_eq!(policy.check("93.184.216.34".parse()?), Ok(()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
 
     /// Also allows `net`, even where it overlaps a blocked range.
+    ///
+    /// ```
+    /// use consentry::webhook::ssrf::Policy;
+    /// let policy = Policy::new().allow("10.20.0.0/16".parse()?);
+    /// assert_eq!(policy.check("10.20.1.1".parse()?), Ok(()));
+    /// assert!(policy.check("10.21.1.1".parse()?).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn allow(mut self, net: IpNet) -> Self {
         self.allowed.push(net);
@@ -378,6 +435,13 @@ impl Policy {
     }
 
     /// The allowed networks.
+    ///
+    /// ```
+    /// use consentry::webhook::ssrf::{IpNet, Policy};
+    /// let net: IpNet = "10.20.0.0/16".parse()?;
+    /// assert_eq!(Policy::new().allow(net).allowed(), [net]);
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn allowed(&self) -> &[IpNet] {
         &self.allowed
     }
@@ -387,6 +451,14 @@ impl Policy {
     ///
     /// # Errors
     /// The [`BlockReason`] if the address is blocked and not allowed.
+    ///
+    /// ```
+    /// use consentry::webhook::ssrf::{BlockReason, Policy};
+    /// let policy = Policy::new().allow("192.168.1.0/24".parse()?);
+    /// assert_eq!(policy.check("192.168.1.20".parse()?), Ok(()));
+    /// assert_eq!(policy.check("192.168.2.20".parse()?), Err(BlockReason::Private));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn check(&self, ip: IpAddr) -> Result<(), BlockReason> {
         let mapped = match ip {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4),

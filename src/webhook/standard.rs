@@ -55,12 +55,35 @@ const MAX_ID_LEN: usize = 256;
 /// and, with the `ed25519` feature, `WebhookSigningKey` (`v1a`).
 ///
 /// Sealed: implemented only in this crate.
+///
+/// ```
+/// use consentry::webhook::{SignedHeaders, WebhookSecret, standard::{self, SigningKey}};
+/// fn sign_event<K: SigningKey>(key: &K) -> consentry::Result<SignedHeaders> {
+///     standard::sign(key, "msg_1", 1_700_000_000, b"{}")
+/// }
+/// let signed = sign_event(&WebhookSecret::generate()?)?;
+/// assert!(signed.get("webhook-signature").unwrap().starts_with("v1,"));
+/// # Ok::<(), consentry::Error>(())
+/// ```
 pub trait SigningKey: sealed::Sign {}
 
 /// A key that checks Standard Webhooks signatures: [`WebhookSecret`]
 /// (`v1`) and, with the `ed25519` feature, `WebhookPublicKey` (`v1a`).
 ///
 /// Sealed: implemented only in this crate.
+///
+/// ```
+/// use std::time::{Duration, UNIX_EPOCH};
+/// use consentry::webhook::{Headers, WebhookSecret, standard::{self, VerifyingKey}};
+/// fn accept<K: VerifyingKey>(keys: &[K], headers: &impl Headers, body: &[u8]) -> bool {
+///     standard::verify(keys, headers, body, UNIX_EPOCH + Duration::from_secs(1_700_000_000)).is_ok()
+/// }
+/// let secret = WebhookSecret::generate()?;
+/// let signed = standard::sign(&secret, "msg_1", 1_700_000_000, b"{}")?;
+/// assert!(accept(&[secret.clone()], &signed, b"{}"));
+/// assert!(!accept(&[secret], &signed, b"{\"forged\":1}"));
+/// # Ok::<(), consentry::Error>(())
+/// ```
 pub trait VerifyingKey: sealed::Verify {}
 
 #[allow(unreachable_pub)]

@@ -34,6 +34,12 @@ async fn head_seq(store: &dyn Store) -> u64 {
 /// Appends succeed only on the expected head, write entries and head
 /// together, refuse gaps, and of concurrent appends on one head exactly one
 /// wins.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// consentry::store::conformance::audit_appends_are_compare_and_swap_on_the_head(&consentry::store::MemoryStore::new()).await;
+/// # });
+/// ```
 pub async fn audit_appends_are_compare_and_swap_on_the_head(store: &dyn Store) {
     let h = head_seq(store).await;
     let batch = |from: u64, n: u64| -> Vec<StoredAuditEntry> {
@@ -92,6 +98,12 @@ pub async fn audit_appends_are_compare_and_swap_on_the_head(store: &dyn Store) {
 
 /// Entries are filtered by subject, action, resource and time, in `seq`
 /// order, after the cursor, at most the limit.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// consentry::store::conformance::audit_entries_filter_and_page(&consentry::store::MemoryStore::new()).await;
+/// # });
+/// ```
 pub async fn audit_entries_filter_and_page(store: &dyn Store) {
     let h = head_seq(store).await;
     let entries: Vec<_> = (0..6)
@@ -162,6 +174,12 @@ pub async fn audit_entries_filter_and_page(store: &dyn Store) {
 
 /// A purge deletes the prefix and stores its checkpoint in one step;
 /// checkpoints below the previous one or beyond the head are refused.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// consentry::store::conformance::audit_purge_replaces_the_prefix_with_a_checkpoint(&consentry::store::MemoryStore::new()).await;
+/// # });
+/// ```
 pub async fn audit_purge_replaces_the_prefix_with_a_checkpoint(store: &dyn Store) {
     let h = head_seq(store).await;
     let entries: Vec<_> = (1..=4)

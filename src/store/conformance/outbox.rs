@@ -10,6 +10,12 @@ use crate::store::{DeliveryOutcome, DeliveryState, EndpointEffect, NewMessage, S
 /// Claims lease due deliveries to one owner; a leased delivery is not
 /// claimed again until the lease expires; completions apply only under
 /// the lease and are logged in any case.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// consentry::store::conformance::webhook_claims_leases_and_completions(&consentry::store::MemoryStore::new()).await;
+/// # });
+/// ```
 pub async fn webhook_claims_leases_and_completions(store: &dyn Store) {
     let e = endpoint(store, "lease", &["lease.test"]).await;
     for i in 0..3 {
@@ -145,6 +151,12 @@ pub async fn webhook_claims_leases_and_completions(store: &dyn Store) {
 }
 
 /// 8 concurrent claimers never get the same delivery.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// consentry::store::conformance::webhook_concurrent_claims_are_disjoint(&consentry::store::MemoryStore::new()).await;
+/// # });
+/// ```
 pub async fn webhook_concurrent_claims_are_disjoint(store: &dyn Store) {
     let e = endpoint(store, "race", &["race.test"]).await;
     for i in 0..40 {
@@ -184,6 +196,12 @@ pub async fn webhook_concurrent_claims_are_disjoint(store: &dyn Store) {
 /// Exhaustion starts the disabling clock, a success resets it, a second
 /// exhaustion past the period disables; `Disable` disables once; replay
 /// and recover queue manual deliveries.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// consentry::store::conformance::webhook_disable_policy_replay_and_recover(&consentry::store::MemoryStore::new()).await;
+/// # });
+/// ```
 pub async fn webhook_disable_policy_replay_and_recover(store: &dyn Store) {
     let e = endpoint(store, "policy", &["policy.test"]).await;
     let day = 86_400;

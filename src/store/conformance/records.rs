@@ -102,6 +102,12 @@ async fn read(
 /// Pages upsert by provider id (no duplicates) and save their cursor in
 /// the same call; a page for a deleted connection or without consent
 /// writes nothing; the sweep deletes older generations.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// consentry::store::conformance::record_pages_upsert_with_their_cursor(&consentry::store::MemoryStore::new()).await;
+/// # });
+/// ```
 pub async fn record_pages_upsert_with_their_cursor(store: &dyn Store) {
     let u = user("pages");
     let c = connection(store, &u, "c1", &["matching"]).await;
@@ -155,6 +161,12 @@ pub async fn record_pages_upsert_with_their_cursor(store: &dyn Store) {
 
 /// A read returns records only with consent for its purpose, and logs
 /// itself (count, component, purpose); `after` and `limit` page.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// consentry::store::conformance::record_reads_check_consent_and_are_logged(&consentry::store::MemoryStore::new()).await;
+/// # });
+/// ```
 pub async fn record_reads_check_consent_and_are_logged(store: &dyn Store) {
     let u = user("reads");
     let c = connection(store, &u, "c1", &["matching"]).await;
@@ -198,6 +210,12 @@ pub async fn record_reads_check_consent_and_are_logged(store: &dyn Store) {
 
 /// Revoking a purpose removes it from the connection's records and
 /// deletes those held only for it.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// consentry::store::conformance::revoking_consent_drops_the_purpose_from_records(&consentry::store::MemoryStore::new()).await;
+/// # });
+/// ```
 pub async fn revoking_consent_drops_the_purpose_from_records(store: &dyn Store) {
     let u = user("revoke");
     let c = connection(store, &u, "c1", &["matching", "ads"]).await;
@@ -222,6 +240,12 @@ pub async fn revoking_consent_drops_the_purpose_from_records(store: &dyn Store) 
 
 /// Deleting a connection deletes its records, sync states, access log,
 /// settings and mappings, and nothing of another connection.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// consentry::store::conformance::deleting_a_connection_deletes_its_harvest(&consentry::store::MemoryStore::new()).await;
+/// # });
+/// ```
 pub async fn deleting_a_connection_deletes_its_harvest(store: &dyn Store) {
     let u = user("delete");
     let c = connection(store, &u, "c1", &["matching"]).await;
@@ -277,6 +301,12 @@ pub async fn deleting_a_connection_deletes_its_harvest(store: &dyn Store) {
 
 /// Sync states are saved only for existing connections and listed when
 /// due, soonest first.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// consentry::store::conformance::sync_states_are_scheduled(&consentry::store::MemoryStore::new()).await;
+/// # });
+/// ```
 pub async fn sync_states_are_scheduled(store: &dyn Store) {
     let u = user("schedule");
     let c = connection(store, &u, "c1", &[]).await;
@@ -314,6 +344,12 @@ pub async fn sync_states_are_scheduled(store: &dyn Store) {
 }
 
 /// A connection's field mapping wins over its tenant's.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// consentry::store::conformance::field_mappings_prefer_the_connection(&consentry::store::MemoryStore::new()).await;
+/// # });
+/// ```
 pub async fn field_mappings_prefer_the_connection(store: &dyn Store) {
     let u = user("mapping");
     let c = connection(store, &u, "c1", &[]).await;
@@ -362,6 +398,12 @@ pub async fn field_mappings_prefer_the_connection(store: &dyn Store) {
 }
 
 /// Erasing a user deletes every row of theirs and keeps a tombstone.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// consentry::store::conformance::erasing_a_user_leaves_only_a_tombstone(&consentry::store::MemoryStore::new()).await;
+/// # });
+/// ```
 pub async fn erasing_a_user_leaves_only_a_tombstone(store: &dyn Store) {
     let u = user("erase");
     let keep = user("erase-other");

@@ -69,6 +69,12 @@ pub(super) fn completion(
 
 /// Endpoints read back as written; updates are compare-and-swap on the
 /// revision; deletion removes them.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// consentry::store::conformance::webhook_endpoints_round_trip_and_compare_and_swap(&consentry::store::MemoryStore::new()).await;
+/// # });
+/// ```
 pub async fn webhook_endpoints_round_trip_and_compare_and_swap(store: &dyn Store) {
     let id = endpoint(store, "crud", &["a.b", "c.d"]).await;
     let got = store
@@ -139,6 +145,12 @@ pub async fn webhook_endpoints_round_trip_and_compare_and_swap(store: &dyn Store
 /// Publishing queues one delivery per enabled, subscribed endpoint; a
 /// repeated idempotency key returns the first message and writes nothing
 /// until the key expires.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// consentry::store::conformance::webhook_publish_fans_out_and_is_idempotent(&consentry::store::MemoryStore::new()).await;
+/// # });
+/// ```
 pub async fn webhook_publish_fans_out_and_is_idempotent(store: &dyn Store) {
     let all = endpoint(store, "fan-all", &[]).await;
     let typed = endpoint(store, "fan-typed", &["fan.one"]).await;
@@ -217,6 +229,12 @@ pub async fn webhook_publish_fans_out_and_is_idempotent(store: &dyn Store) {
 /// The replay guard lets a delivery id through once until it expires;
 /// concurrent checks let exactly one through; purge removes expired
 /// entries only.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// consentry::store::conformance::replay_guard_check_and_insert(&consentry::store::MemoryStore::new()).await;
+/// # });
+/// ```
 pub async fn replay_guard_check_and_insert(store: &dyn Store) {
     let scope = "conformance-replay";
     assert!(

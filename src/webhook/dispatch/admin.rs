@@ -14,6 +14,12 @@ use crate::vault::{CredentialKind, CredentialUpdate};
 use crate::webhook::WebhookSecret;
 
 /// The longest window [`Dispatcher::recover`] reaches back.
+///
+/// ```
+/// use std::time::Duration;
+/// use consentry::webhook::MAX_RECOVER_WINDOW;
+/// assert_eq!(MAX_RECOVER_WINDOW, Duration::from_secs(14 * 24 * 3600));
+/// ```
 pub const MAX_RECOVER_WINDOW: Duration = Duration::from_secs(14 * 24 * 3600);
 
 impl Dispatcher {

@@ -91,30 +91,79 @@ pub struct WebhookClientBuilder {
 impl WebhookClientBuilder {
     /// The address policy; default [`Policy::new`] (every blocked range,
     /// no exception).
+    ///
+    /// ```
+    /// use consentry::http::{HttpClient, HttpErrorKind, Request};
+    /// use consentry::webhook::{WebhookClient, ssrf::Policy};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let local = || Request::post("https://127.0.0.1:1/in").body(Vec::new()).unwrap();
+    /// let strict = WebhookClient::builder().build()?;
+    /// assert_eq!(strict.send(local()).await.unwrap_err().kind(), HttpErrorKind::Blocked);
+    /// let dev = WebhookClient::builder().policy(Policy::new().allow("127.0.0.1".parse()?)).build()?;
+    /// let err = dev.send(local()).await.unwrap_err(); // let through; nothing listens on port 1
+    /// assert_ne!(err.kind(), HttpErrorKind::Blocked);
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub fn policy(mut self, policy: Policy) -> Self {
         self.policy = policy;
         self
     }
 
     /// Accept `http://` URLs too. Off by default.
+    ///
+    /// ```
+    /// use consentry::http::{HttpClient, HttpErrorKind, Request};
+    /// use consentry::webhook::{WebhookClient, ssrf::Policy};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let plain = || Request::post("http://127.0.0.1:1/in").body(Vec::new()).unwrap();
+    /// let loopback = Policy::new().allow("127.0.0.1".parse()?);
+    /// let strict = WebhookClient::builder().policy(loopback.clone()).build()?;
+    /// assert_eq!(strict.send(plain()).await.unwrap_err().kind(), HttpErrorKind::Blocked); // the scheme
+    /// let dev = WebhookClient::builder().policy(loopback).allow_http(true).build()?;
+    /// assert_ne!(dev.send(plain()).await.unwrap_err().kind(), HttpErrorKind::Blocked);
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub fn allow_http(mut self, allow: bool) -> Self {
         self.allow_http = allow;
         self
     }
 
     /// The total timeout of one request; default 15 s.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use consentry::webhook::WebhookClient;
+    /// assert!(WebhookClient::builder().timeout(Duration::from_secs(5)).build().is_ok());
+    /// assert!(WebhookClient::builder().timeout(Duration::ZERO).build().is_err());
+    /// ```
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
     }
 
     /// The connect timeout; default 10 s (never more than the timeout).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use consentry::webhook::WebhookClient;
+    /// assert!(WebhookClient::builder().connect_timeout(Duration::from_secs(2)).build().is_ok());
+    /// assert!(WebhookClient::builder().connect_timeout(Duration::ZERO).build().is_err());
+    /// ```
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
     }
 
     /// How much of a response body is kept; default 20 000 bytes.
+    ///
+    /// ```
+    /// use consentry::webhook::WebhookClient;
+    /// let client = WebhookClient::builder().max_response_bytes(1024).build()?;
+    /// # let _ = client;
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn max_response_bytes(mut self, bytes: usize) -> Self {
         self.max_response_bytes = bytes;
         self
@@ -125,6 +174,13 @@ impl WebhookClientBuilder {
     /// # Errors
     /// [`Error::InvalidInput`] for a zero timeout; [`Error::Http`] if the
     /// TLS backend cannot be initialised.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use consentry::webhook::WebhookClient;
+    /// assert!(WebhookClient::builder().build().is_ok());
+    /// assert!(WebhookClient::builder().timeout(Duration::ZERO).build().is_err());
+    /// ```
     pub fn build(self) -> Result<WebhookClient> {
         if self.timeout.is_zero() || self.connect_timeout.is_zero() {
             return Err(Error::invalid(
@@ -155,6 +211,17 @@ impl WebhookClientBuilder {
 
 impl WebhookClient {
     /// A builder.
+    ///
+    /// ```
+    /// use consentry::http::{HttpClient, HttpErrorKind, Request};
+    /// use consentry::webhook::WebhookClient;
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let client = WebhookClient::builder().build()?; // https only, every blocked range
+    /// let private = Request::post("https://10.0.0.7/in").body(Vec::new()).unwrap();
+    /// assert_eq!(client.send(private).await.unwrap_err().kind(), HttpErrorKind::Blocked);
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub fn builder() -> WebhookClientBuilder {
         WebhookClientBuilder {
             policy: Policy::new(),
@@ -171,6 +238,19 @@ impl WebhookClient {
     ///
     /// # Errors
     /// As [`WebhookClientBuilder::build`].
+    ///
+    /// ```
+    /// use consentry::http::{HttpClient, HttpErrorKind, Request};
+    /// use consentry::webhook::{DispatcherOptions, WebhookClient};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let local = || Request::post("http://127.0.0.1:1/in").body(Vec::new()).unwrap();
+    /// let prod = WebhookClient::for_options(&DispatcherOptions::default())?;
+    /// assert_eq!(prod.send(local()).await.unwrap_err().kind(), HttpErrorKind::Blocked);
+    /// let dev = WebhookClient::for_options(&DispatcherOptions::default().allow_insecure_loopback(true))?;
+    /// assert_ne!(dev.send(local()).await.unwrap_err().kind(), HttpErrorKind::Blocked);
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub fn for_options(options: &DispatcherOptions) -> Result<Self> {
         Self::builder()
             .policy(options.egress_policy())

@@ -15,12 +15,32 @@ use crate::ids::EndpointId;
 use crate::webhook::WebhookSecret;
 
 /// Most custom headers per endpoint.
+///
+/// ```
+/// use consentry::webhook::MAX_CUSTOM_HEADERS;
+/// assert_eq!(MAX_CUSTOM_HEADERS, 16);
+/// ```
 pub const MAX_CUSTOM_HEADERS: usize = 16;
 /// Most event types an endpoint subscribes to.
+///
+/// ```
+/// use consentry::webhook::MAX_EVENT_TYPES;
+/// assert_eq!(MAX_EVENT_TYPES, 64);
+/// ```
 pub const MAX_EVENT_TYPES: usize = 64;
 /// Most rotated-out secrets kept per endpoint.
+///
+/// ```
+/// use consentry::webhook::MAX_OLD_SECRETS;
+/// assert_eq!(MAX_OLD_SECRETS, 10);
+/// ```
 pub const MAX_OLD_SECRETS: usize = 10;
 /// Longest endpoint URL, in bytes.
+///
+/// ```
+/// use consentry::webhook::MAX_URL_LEN;
+/// assert_eq!(MAX_URL_LEN, 2048);
+/// ```
 pub const MAX_URL_LEN: usize = 2048;
 
 /// A new endpoint: its URL and, optionally, event types, custom headers, a
@@ -61,6 +81,12 @@ impl fmt::Debug for EndpointConfig {
 
 impl EndpointConfig {
     /// An enabled endpoint at `url` receiving every event type.
+    ///
+    /// ```
+    /// use consentry::webhook::EndpointConfig;
+    /// let config = EndpointConfig::new("https://hooks.example.com/in");
+    /// assert!(format!("{config:?}").contains("enabled: true"));
+    /// ```
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
@@ -73,6 +99,12 @@ impl EndpointConfig {
     }
 
     /// Receive only these event types (empty: all).
+    ///
+    /// ```
+    /// use consentry::webhook::EndpointConfig;
+    /// let config = EndpointConfig::new("https://hooks.example.com/in").event_types(["user.created"]);
+    /// assert!(format!("{config:?}").contains("user.created"));
+    /// ```
     pub fn event_types<I, S>(mut self, types: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -83,6 +115,13 @@ impl EndpointConfig {
     }
 
     /// Adds a custom header sent with every delivery.
+    ///
+    /// ```
+    /// use consentry::webhook::EndpointConfig;
+    /// let config = EndpointConfig::new("https://hooks.example.com/in").header("authorization", "Bearer s3cr3t");
+    /// let debug = format!("{config:?}");
+    /// assert!(debug.contains("authorization") && !debug.contains("s3cr3t"));
+    /// ```
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.push((name.into(), value.into()));
         self
@@ -90,18 +129,38 @@ impl EndpointConfig {
 
     /// At most `per_second` deliveries in any one second (1 to 10 000),
     /// per dispatcher process.
+    ///
+    /// ```
+    /// use consentry::webhook::EndpointConfig;
+    /// let config = EndpointConfig::new("https://hooks.example.com/in").rate_limit(10);
+    /// assert!(format!("{config:?}").contains("rate_limit: Some(10)"));
+    /// ```
     pub fn rate_limit(mut self, per_second: u32) -> Self {
         self.rate_limit = Some(per_second);
         self
     }
 
     /// Signs with this secret instead of a generated one.
+    ///
+    /// ```
+    /// use consentry::webhook::{EndpointConfig, WebhookSecret};
+    /// let secret = WebhookSecret::generate()?;
+    /// let config = EndpointConfig::new("https://hooks.example.com/in").secret(secret);
+    /// assert!(!format!("{config:?}").contains("whsec_"));
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn secret(mut self, secret: WebhookSecret) -> Self {
         self.secret = Some(secret);
         self
     }
 
     /// Creates it disabled.
+    ///
+    /// ```
+    /// use consentry::webhook::EndpointConfig;
+    /// let config = EndpointConfig::new("https://hooks.example.com/in").disabled();
+    /// assert!(format!("{config:?}").contains("enabled: false"));
+    /// ```
     pub fn disabled(mut self) -> Self {
         self.enabled = false;
         self
@@ -139,17 +198,35 @@ impl fmt::Debug for EndpointUpdate {
 
 impl EndpointUpdate {
     /// No change.
+    ///
+    /// ```
+    /// use consentry::webhook::EndpointUpdate;
+    /// let update = EndpointUpdate::new();
+    /// assert!(format!("{update:?}").contains("url: None"));
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
 
     /// A new URL.
+    ///
+    /// ```
+    /// use consentry::webhook::EndpointUpdate;
+    /// let update = EndpointUpdate::new().url("https://hooks.example.com/v2");
+    /// assert!(format!("{update:?}").contains("https://hooks.example.com/v2"));
+    /// ```
     pub fn url(mut self, url: impl Into<String>) -> Self {
         self.url = Some(url.into());
         self
     }
 
     /// New event types (empty: all).
+    ///
+    /// ```
+    /// use consentry::webhook::EndpointUpdate;
+    /// let update = EndpointUpdate::new().event_types(["user.deleted"]);
+    /// assert!(format!("{update:?}").contains("user.deleted"));
+    /// ```
     pub fn event_types<I, S>(mut self, types: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -160,6 +237,13 @@ impl EndpointUpdate {
     }
 
     /// Replaces every custom header.
+    ///
+    /// ```
+    /// use consentry::webhook::EndpointUpdate;
+    /// let update = EndpointUpdate::new().headers([("x-team", "growth")]);
+    /// let debug = format!("{update:?}");
+    /// assert!(debug.contains("x-team") && !debug.contains("growth"));
+    /// ```
     pub fn headers<I, N, V>(mut self, headers: I) -> Self
     where
         I: IntoIterator<Item = (N, V)>,
@@ -176,6 +260,12 @@ impl EndpointUpdate {
     }
 
     /// A new rate limit (`None`: unlimited).
+    ///
+    /// ```
+    /// use consentry::webhook::EndpointUpdate;
+    /// let update = EndpointUpdate::new().rate_limit(Some(5));
+    /// assert!(format!("{update:?}").contains("rate_limit: Some(Some(5))"));
+    /// ```
     pub fn rate_limit(mut self, per_second: Option<u32>) -> Self {
         self.rate_limit = Some(per_second);
         self
@@ -183,6 +273,12 @@ impl EndpointUpdate {
 
     /// Enables or disables it. Enabling clears the disabled reason and the
     /// disabling policy's clock; deliveries queued meanwhile resume.
+    ///
+    /// ```
+    /// use consentry::webhook::EndpointUpdate;
+    /// let update = EndpointUpdate::new().enabled(false);
+    /// assert!(format!("{update:?}").contains("enabled: Some(false)"));
+    /// ```
     pub fn enabled(mut self, enabled: bool) -> Self {
         self.enabled = Some(enabled);
         self
@@ -193,6 +289,22 @@ impl EndpointUpdate {
 ///
 /// `secrets` is filled for admins only (and `None` in
 /// [`Dispatcher::list_endpoints`](super::Dispatcher::list_endpoints)).
+///
+/// ```
+/// use consentry::{store::MemoryStore, vault::Keyring};
+/// use consentry::webhook::{Actor, Dispatcher, EndpointConfig};
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let dispatcher = Dispatcher::builder().store(MemoryStore::new()).keyring(Keyring::generate()?)
+/// #   .http(consentry::http::from_fn(|_r| async { Err(consentry::http::HttpError::from_kind(consentry::http::HttpErrorKind::Connect)) }))
+///     .build()?;
+/// let endpoint = dispatcher
+///     .create_endpoint(&Actor::admin("alice"), EndpointConfig::new("https://hooks.example.com/in"))
+///     .await?;
+/// assert_eq!(endpoint.url.as_str(), "https://hooks.example.com/in");
+/// assert!(endpoint.enabled && endpoint.event_types.is_empty());
+/// # Ok::<(), consentry::Error>(())
+/// # }).unwrap();
+/// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Endpoint {
@@ -222,6 +334,22 @@ pub struct Endpoint {
 
 /// An endpoint's signing secrets and custom headers. `Debug` shows
 /// neither secrets nor header values.
+///
+/// ```
+/// use consentry::{store::MemoryStore, vault::Keyring};
+/// use consentry::webhook::{Actor, Dispatcher, EndpointConfig};
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let dispatcher = Dispatcher::builder().store(MemoryStore::new()).keyring(Keyring::generate()?)
+/// #   .http(consentry::http::from_fn(|_r| async { Err(consentry::http::HttpError::from_kind(consentry::http::HttpErrorKind::Connect)) }))
+///     .build()?;
+/// let config = EndpointConfig::new("https://hooks.example.com/in").header("authorization", "Bearer s3cr3t");
+/// let endpoint = dispatcher.create_endpoint(&Actor::admin("alice"), config).await?;
+/// let secrets = endpoint.secrets.expect("admins see the secrets");
+/// assert!(secrets.previous.is_empty());
+/// assert!(!format!("{secrets:?}").contains("s3cr3t"));
+/// # Ok::<(), consentry::Error>(())
+/// # }).unwrap();
+/// ```
 #[derive(Clone)]
 #[non_exhaustive]
 pub struct EndpointSecrets {
@@ -247,6 +375,23 @@ impl fmt::Debug for EndpointSecrets {
 impl EndpointSecrets {
     /// The secrets that sign at `now`: the current one, then the
     /// unexpired previous ones.
+    ///
+    /// ```
+    /// use std::time::SystemTime;
+    /// use consentry::{store::MemoryStore, vault::Keyring};
+    /// use consentry::webhook::{Actor, Dispatcher, EndpointConfig};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let dispatcher = Dispatcher::builder().store(MemoryStore::new()).keyring(Keyring::generate()?)
+    /// #   .http(consentry::http::from_fn(|_r| async { Err(consentry::http::HttpError::from_kind(consentry::http::HttpErrorKind::Connect)) }))
+    ///     .build()?;
+    /// let endpoint = dispatcher
+    ///     .create_endpoint(&Actor::admin("alice"), EndpointConfig::new("https://hooks.example.com/in"))
+    ///     .await?;
+    /// let secrets = endpoint.secrets.expect("admins see the secrets");
+    /// assert_eq!(secrets.signing_at(SystemTime::now()).len(), 1); // no rotation yet
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub fn signing_at(&self, now: SystemTime) -> Vec<&WebhookSecret> {
         std::iter::once(&self.current)
             .chain(

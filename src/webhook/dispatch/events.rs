@@ -31,6 +31,11 @@ pub struct Actor {
 impl Actor {
     /// An actor with the admin capability. Grant it only after the host's
     /// own authorization check.
+    ///
+    /// ```
+    /// use consentry::webhook::Actor;
+    /// assert!(Actor::admin("alice").is_admin());
+    /// ```
     pub fn admin(id: impl Into<String>) -> Self {
         Self {
             id: id.into(),
@@ -39,6 +44,11 @@ impl Actor {
     }
 
     /// An actor without it.
+    ///
+    /// ```
+    /// use consentry::webhook::Actor;
+    /// assert!(!Actor::user("bob").is_admin());
+    /// ```
     pub fn user(id: impl Into<String>) -> Self {
         Self {
             id: id.into(),
@@ -47,11 +57,22 @@ impl Actor {
     }
 
     /// The actor's id, as the host named it.
+    ///
+    /// ```
+    /// use consentry::webhook::Actor;
+    /// assert_eq!(Actor::admin("alice").id(), "alice");
+    /// ```
     pub fn id(&self) -> &str {
         &self.id
     }
 
     /// Whether it has the admin capability.
+    ///
+    /// ```
+    /// use consentry::webhook::Actor;
+    /// assert!(Actor::admin("alice").is_admin());
+    /// assert!(!Actor::user("alice").is_admin());
+    /// ```
     pub fn is_admin(&self) -> bool {
         self.admin
     }
@@ -68,6 +89,11 @@ impl Actor {
 
 /// How many dispatcher events a subscriber may fall behind before it loses
 /// the oldest.
+///
+/// ```
+/// use consentry::webhook::DISPATCH_EVENT_BUFFER;
+/// assert_eq!(DISPATCH_EVENT_BUFFER, 1024);
+/// ```
 pub const DISPATCH_EVENT_BUFFER: usize = 1024;
 
 /// What happened to an endpoint or a message.
@@ -94,6 +120,12 @@ pub enum DispatchEventKind {
 
 impl DispatchEventKind {
     /// The dotted event type name (Svix's operational webhook names).
+    ///
+    /// ```
+    /// use consentry::webhook::DispatchEventKind;
+    /// assert_eq!(DispatchEventKind::AttemptExhausted.as_str(), "message.attempt.exhausted");
+    /// assert_eq!(DispatchEventKind::AttemptRecovered.to_string(), "message.attempt.recovered");
+    /// ```
     pub fn as_str(self) -> &'static str {
         match self {
             Self::EndpointDisabled => "endpoint.disabled",
@@ -143,6 +175,16 @@ fn kind_name<S: serde::Serializer>(kind: &DispatchEventKind, s: S) -> Result<S::
 
 impl DispatchEvent {
     /// An event without detail.
+    ///
+    /// ```
+    /// use std::time::SystemTime;
+    /// use consentry::EndpointId;
+    /// use consentry::webhook::{DispatchEvent, DispatchEventKind};
+    /// let e = DispatchEvent::new(DispatchEventKind::AttemptFailing, EndpointId::new("ep_1")?, None, SystemTime::UNIX_EPOCH);
+    /// assert_eq!(e.kind, DispatchEventKind::AttemptFailing);
+    /// assert!(e.detail.is_none());
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn new(
         kind: DispatchEventKind,
         endpoint: EndpointId,
@@ -159,6 +201,16 @@ impl DispatchEvent {
     }
 
     /// Sets the detail.
+    ///
+    /// ```
+    /// use std::time::SystemTime;
+    /// use consentry::EndpointId;
+    /// use consentry::webhook::{DispatchEvent, DispatchEventKind};
+    /// let e = DispatchEvent::new(DispatchEventKind::EndpointDisabled, EndpointId::new("ep_1")?, None, SystemTime::UNIX_EPOCH)
+    ///     .with_detail("410 Gone");
+    /// assert_eq!(e.detail.as_deref(), Some("410 Gone"));
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     #[must_use]
     pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
         self.detail = Some(detail.into());
@@ -167,4 +219,15 @@ impl DispatchEvent {
 }
 
 /// The receiving end of [`Dispatcher::subscribe`](super::Dispatcher::subscribe).
+///
+/// ```
+/// use consentry::{store::MemoryStore, vault::Keyring};
+/// use consentry::webhook::{Dispatcher, DispatchEvents};
+/// let dispatcher = Dispatcher::builder().store(MemoryStore::new()).keyring(Keyring::generate()?)
+/// #   .http(consentry::http::from_fn(|_r| async { Err(consentry::http::HttpError::from_kind(consentry::http::HttpErrorKind::Connect)) }))
+///     .build()?;
+/// let mut events: DispatchEvents = dispatcher.subscribe();
+/// assert!(events.try_recv().is_err()); // nothing happened yet
+/// # Ok::<(), consentry::Error>(())
+/// ```
 pub type DispatchEvents = broadcast::Receiver<DispatchEvent>;

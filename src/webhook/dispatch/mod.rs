@@ -41,6 +41,11 @@ use crate::vault::{Keyring, Vault};
 use crate::webhook::WebhookError;
 
 /// Longest idempotency key accepted, in bytes.
+///
+/// ```
+/// use consentry::webhook::MAX_IDEMPOTENCY_KEY_LEN;
+/// assert_eq!(MAX_IDEMPOTENCY_KEY_LEN, 255);
+/// ```
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 
 /// The outbound webhook dispatcher: admin-managed endpoints, a durable
@@ -174,6 +179,11 @@ pub struct Payload(Vec<u8>, bool);
 
 impl Payload {
     /// The bytes that are sent.
+    ///
+    /// ```
+    /// use consentry::webhook::Payload;
+    /// assert_eq!(Payload::from("{}").as_bytes(), b"{}");
+    /// ```
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }
@@ -214,6 +224,16 @@ impl From<&str> for Payload {
 /// required; `http` defaults to a [`WebhookClient`] enforcing the options'
 /// egress policy (feature `reqwest`; without it, `http` is required),
 /// `clock` to the system clock.
+///
+/// ```
+/// use consentry::{store::MemoryStore, vault::Keyring, webhook::Dispatcher};
+/// assert!(Dispatcher::builder().build().is_err()); // a store and a keyring are required
+/// let dispatcher = Dispatcher::builder().store(MemoryStore::new()).keyring(Keyring::generate()?)
+/// #   .http(consentry::http::from_fn(|_r| async { Err(consentry::http::HttpError::from_kind(consentry::http::HttpErrorKind::Connect)) }))
+///     .build()?;
+/// # let _ = dispatcher;
+/// # Ok::<(), consentry::Error>(())
+/// ```
 #[must_use]
 pub struct DispatcherBuilder {
     store: Option<Arc<dyn Store>>,
@@ -235,6 +255,16 @@ impl fmt::Debug for DispatcherBuilder {
 
 impl DispatcherBuilder {
     /// Where endpoints, messages and the attempt log are kept.
+    ///
+    /// ```
+    /// use consentry::{store::MemoryStore, vault::Keyring, webhook::Dispatcher};
+    /// assert!(Dispatcher::builder().keyring(Keyring::generate()?).build().is_err()); // no store
+    /// let dispatcher = Dispatcher::builder().store(MemoryStore::new()).keyring(Keyring::generate()?)
+    /// #   .http(consentry::http::from_fn(|_r| async { Err(consentry::http::HttpError::from_kind(consentry::http::HttpErrorKind::Connect)) }))
+    ///     .build()?;
+    /// # let _ = dispatcher;
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn store(mut self, store: impl Store) -> Self {
         self.store = Some(Arc::new(store));
         self
@@ -242,6 +272,16 @@ impl DispatcherBuilder {
 
     /// The keyring sealing the endpoints' secrets (in a vault over the
     /// same store).
+    ///
+    /// ```
+    /// use consentry::{store::MemoryStore, vault::Keyring, webhook::Dispatcher};
+    /// assert!(Dispatcher::builder().store(MemoryStore::new()).build().is_err()); // no keyring
+    /// let dispatcher = Dispatcher::builder().store(MemoryStore::new()).keyring(Keyring::generate()?)
+    /// #   .http(consentry::http::from_fn(|_r| async { Err(consentry::http::HttpError::from_kind(consentry::http::HttpErrorKind::Connect)) }))
+    ///     .build()?;
+    /// # let _ = dispatcher;
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn keyring(mut self, keyring: Keyring) -> Self {
         self.keyring = Some(keyring);
         self
@@ -249,6 +289,17 @@ impl DispatcherBuilder {
 
     /// A vault to seal the endpoints' secrets with, instead of `keyring`
     /// (share the one `Integrations` uses).
+    ///
+    /// ```
+    /// use consentry::{store::MemoryStore, vault::{Keyring, Vault}, webhook::Dispatcher};
+    /// let store = MemoryStore::new();
+    /// let vault = Vault::new(store.clone(), Keyring::generate()?);
+    /// let dispatcher = Dispatcher::builder().store(store).vault(vault)
+    /// #   .http(consentry::http::from_fn(|_r| async { Err(consentry::http::HttpError::from_kind(consentry::http::HttpErrorKind::Connect)) }))
+    ///     .build()?;
+    /// # let _ = dispatcher;
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn vault(mut self, vault: Vault) -> Self {
         self.vault = Some(vault);
         self
@@ -256,18 +307,49 @@ impl DispatcherBuilder {
 
     /// The HTTP client. It must not follow redirects; it should enforce an
     /// egress policy as [`WebhookClient`] does.
+    ///
+    /// ```
+    /// use consentry::http::{HttpError, HttpErrorKind, from_fn};
+    /// use consentry::{store::MemoryStore, vault::Keyring, webhook::Dispatcher};
+    /// let offline = from_fn(|_request| async { Err(HttpError::from_kind(HttpErrorKind::Connect)) });
+    /// let dispatcher = Dispatcher::builder().store(MemoryStore::new()).keyring(Keyring::generate()?).http(offline).build()?;
+    /// # let _ = dispatcher;
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn http(mut self, http: impl HttpClient) -> Self {
         self.http = Some(Arc::new(http));
         self
     }
 
     /// The clock (tests use [`ManualClock`](crate::clock::ManualClock)).
+    ///
+    /// ```
+    /// use std::time::SystemTime;
+    /// use consentry::{clock::ManualClock, store::MemoryStore, vault::Keyring, webhook::Dispatcher};
+    /// let clock = ManualClock::new(SystemTime::UNIX_EPOCH);
+    /// let dispatcher = Dispatcher::builder().store(MemoryStore::new()).keyring(Keyring::generate()?).clock(clock)
+    /// #   .http(consentry::http::from_fn(|_r| async { Err(consentry::http::HttpError::from_kind(consentry::http::HttpErrorKind::Connect)) }))
+    ///     .build()?;
+    /// # let _ = dispatcher;
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
         self
     }
 
     /// The options.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use consentry::{store::MemoryStore, vault::Keyring, webhook::{Dispatcher, DispatcherOptions}};
+    /// let options = DispatcherOptions::default().timeout(Duration::from_secs(5));
+    /// let dispatcher = Dispatcher::builder().store(MemoryStore::new()).keyring(Keyring::generate()?).options(options)
+    /// #   .http(consentry::http::from_fn(|_r| async { Err(consentry::http::HttpError::from_kind(consentry::http::HttpErrorKind::Connect)) }))
+    ///     .build()?;
+    /// assert!(format!("{dispatcher:?}").contains("5s"));
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn options(mut self, options: DispatcherOptions) -> Self {
         self.options = options;
         self
@@ -296,6 +378,16 @@ impl DispatcherBuilder {
     /// [`Error::InvalidInput`] without a store, without a keyring or vault,
     /// or without an HTTP client when the `reqwest` feature is off;
     /// [`Error::Http`] if the default client cannot be built.
+    ///
+    /// ```
+    /// use consentry::{store::MemoryStore, vault::Keyring, webhook::Dispatcher};
+    /// assert!(Dispatcher::builder().store(MemoryStore::new()).build().is_err());
+    /// let dispatcher = Dispatcher::builder().store(MemoryStore::new()).keyring(Keyring::generate()?)
+    /// #   .http(consentry::http::from_fn(|_r| async { Err(consentry::http::HttpError::from_kind(consentry::http::HttpErrorKind::Connect)) }))
+    ///     .build()?;
+    /// # let _ = dispatcher;
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
     pub fn build(self) -> Result<Dispatcher> {
         let store = self
             .store

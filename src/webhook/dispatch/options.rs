@@ -5,8 +5,21 @@ use std::time::Duration;
 use crate::webhook::ssrf::{IpNet, Policy};
 
 /// Most entries in a retry schedule.
+///
+/// ```
+/// use std::time::Duration;
+/// use consentry::webhook::{DispatcherOptions, MAX_SCHEDULE_LEN};
+/// let long = DispatcherOptions::default().retry_schedule(vec![Duration::from_secs(1); 100]);
+/// assert_eq!(long.max_attempts(), MAX_SCHEDULE_LEN as u32 + 1);
+/// ```
 pub const MAX_SCHEDULE_LEN: usize = 32;
 /// Longest single delay in a retry schedule (7 days).
+///
+/// ```
+/// use std::time::Duration;
+/// use consentry::webhook::MAX_RETRY_DELAY;
+/// assert_eq!(MAX_RETRY_DELAY, Duration::from_secs(7 * 24 * 3600));
+/// ```
 pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// How a [`Dispatcher`](super::Dispatcher) delivers. Start from `Default`
@@ -298,6 +311,13 @@ impl DispatcherOptions {
     }
 
     /// The lease in effect.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use consentry::webhook::DispatcherOptions;
+    /// let o = DispatcherOptions::default().timeout(Duration::from_secs(10));
+    /// assert_eq!(o.lease_duration(), Duration::from_secs(50)); // twice the timeout plus 30 s
+    /// ```
     pub fn lease_duration(&self) -> Duration {
         let floor = self.timeout + Duration::from_secs(1);
         self.lease
@@ -307,6 +327,13 @@ impl DispatcherOptions {
 
     /// How many attempts a scheduled delivery gets: one plus the schedule's
     /// length.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use consentry::webhook::DispatcherOptions;
+    /// assert_eq!(DispatcherOptions::default().retry_schedule([]).max_attempts(), 1);
+    /// assert_eq!(DispatcherOptions::default().retry_schedule([Duration::from_secs(5)]).max_attempts(), 2);
+    /// ```
     pub fn max_attempts(&self) -> u32 {
         u32::try_from(self.schedule.len()).unwrap_or(0) + 1
     }
@@ -315,6 +342,14 @@ impl DispatcherOptions {
     /// ranges of [`ssrf`](crate::webhook::ssrf), minus the allowed
     /// networks, minus loopback with
     /// [`allow_insecure_loopback`](Self::allow_insecure_loopback).
+    ///
+    /// ```
+    /// use consentry::webhook::DispatcherOptions;
+    /// let policy = DispatcherOptions::default().allow_insecure_loopback(true).egress_policy();
+    /// assert_eq!(policy.check("127.0.0.1".parse()?), Ok(()));
+    /// assert!(DispatcherOptions::default().egress_policy().check("127.0.0.1".parse()?).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn egress_policy(&self) -> Policy {
         let mut policy = Policy::new();
         for net in &self.allowed_networks {
