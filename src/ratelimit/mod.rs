@@ -56,16 +56,54 @@ pub use store::StoreRateLimiter;
 pub(crate) use store::check_in_store;
 
 /// The longest key accepted, in bytes.
+///
+/// ```
+/// use consentry::ratelimit::{MAX_KEY_LEN, RateLimiter, Tier};
+/// let limiter = RateLimiter::new();
+/// assert!(limiter.check(&"k".repeat(MAX_KEY_LEN), &Tier::free()).is_ok());
+/// assert!(limiter.check(&"k".repeat(MAX_KEY_LEN + 1), &Tier::free()).is_err());
+/// ```
 pub const MAX_KEY_LEN: usize = 256;
 /// The longest tier name accepted, in bytes.
+///
+/// ```
+/// use std::time::Duration;
+/// use consentry::ratelimit::{MAX_TIER_NAME_LEN, Tier};
+/// let minute = Duration::from_secs(60);
+/// assert!(Tier::new("t".repeat(MAX_TIER_NAME_LEN), 10, minute).is_ok());
+/// assert!(Tier::new("t".repeat(MAX_TIER_NAME_LEN + 1), 10, minute).is_err());
+/// ```
 pub const MAX_TIER_NAME_LEN: usize = 32;
 /// The largest `limit` a [`Tier`] accepts.
+///
+/// ```
+/// use std::time::Duration;
+/// use consentry::ratelimit::{MAX_LIMIT, Tier};
+/// let year = Duration::from_secs(365 * 86_400);
+/// assert!(Tier::new("huge", MAX_LIMIT, year).is_ok());
+/// assert!(Tier::new("huge", 0, year).is_err());
+/// ```
 pub const MAX_LIMIT: u32 = 1_000_000_000;
 /// The longest `period` a [`Tier`] accepts: 366 days.
+///
+/// ```
+/// use std::time::Duration;
+/// use consentry::ratelimit::{MAX_PERIOD, Tier};
+/// assert!(Tier::new("yearly", 10, MAX_PERIOD).is_ok());
+/// assert!(Tier::new("yearly", 10, MAX_PERIOD + Duration::from_secs(1)).is_err());
+/// ```
 pub const MAX_PERIOD: Duration = Duration::from_secs(366 * 86_400);
 /// The shortest emission interval (`period / limit`) a [`Tier`] accepts:
 /// one microsecond, so rounding it to whole nanoseconds changes the rate
 /// by less than 0.1 %.
+///
+/// ```
+/// use std::time::Duration;
+/// use consentry::ratelimit::{MIN_EMISSION_INTERVAL, Tier};
+/// assert_eq!(MIN_EMISSION_INTERVAL, Duration::from_micros(1));
+/// assert!(Tier::new("fast", 1_000_000, Duration::from_secs(1)).is_ok());
+/// assert!(Tier::new("too-fast", 2_000_000, Duration::from_secs(1)).is_err());
+/// ```
 pub const MIN_EMISSION_INTERVAL: Duration = Duration::from_micros(1);
 
 /// `RateLimit-Limit`: the requests allowed per period.

@@ -23,6 +23,12 @@ fn set(to: SystemTime) -> TatUpdate {
 /// it returns, to the nanosecond; returning `None` keeps the stored TAT;
 /// keys are independent; bad keys and unrepresentable TATs are refused
 /// and change nothing.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// consentry::store::conformance::rate_limit_updates_read_and_write_the_tat(&consentry::store::MemoryStore::new()).await;
+/// # });
+/// ```
 pub async fn rate_limit_updates_read_and_write_the_tat(store: &dyn Store) {
     let k = "conformance-rl-update";
     assert_eq!(store.rate_limit_tat(k).await.unwrap(), None);
@@ -97,6 +103,12 @@ pub async fn rate_limit_updates_read_and_write_the_tat(store: &dyn Store) {
 
 /// 32 concurrent increments of one key lose none: each update sees the
 /// result of the one before it.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// consentry::store::conformance::rate_limit_concurrent_updates_lose_nothing(&consentry::store::MemoryStore::new()).await;
+/// # });
+/// ```
 pub async fn rate_limit_concurrent_updates_lose_nothing(store: &dyn Store) {
     let k = "conformance-rl-race";
     let increments = (0..32).map(|_| {
@@ -121,6 +133,12 @@ pub async fn rate_limit_concurrent_updates_lose_nothing(store: &dyn Store) {
 }
 
 /// Purging deletes the TATs at or before `now` and keeps later ones.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// consentry::store::conformance::rate_limit_purge_drops_only_expired(&consentry::store::MemoryStore::new()).await;
+/// # });
+/// ```
 pub async fn rate_limit_purge_drops_only_expired(store: &dyn Store) {
     let (a, b) = ("conformance-rl-purge-a", "conformance-rl-purge-b");
     store.update_rate_limit_tat(a, set(t(1_000))).await.unwrap();
@@ -139,6 +157,12 @@ pub async fn rate_limit_purge_drops_only_expired(store: &dyn Store) {
 /// The store-backed limiter over this store: of 24 concurrent checks of
 /// one key at one instant on a tier of 5 per minute, exactly 5 pass;
 /// one emission interval (12 s) later exactly one more does.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// consentry::store::conformance::store_rate_limiter_keeps_the_limit(&consentry::store::MemoryStore::new()).await;
+/// # });
+/// ```
 pub async fn store_rate_limiter_keeps_the_limit(store: &dyn Store) {
     let key = "conformance-rl-limiter";
     let tier = Tier::new("conformance", 5, Duration::from_secs(60)).unwrap();
