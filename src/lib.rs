@@ -115,6 +115,7 @@ pub use zeroize;
 pub use connection::{Connection, ConnectionStatus};
 pub use error::{Error, ErrorKind, Problem, Result};
 pub use ids::{ConnectionId, ConnectorId, EndpointId, MessageId, Purpose, Scope, UserId};
+pub use ids::ApiTokenId;
 pub use integrations::{AccessToken, Integrations, IntegrationsBuilder};
 
 /// The README's examples, compiled and run as doctests (they use the

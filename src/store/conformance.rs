@@ -27,11 +27,16 @@
 
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
+mod api_token;
 mod connections;
 mod outbox;
 mod records;
 mod webhook;
 
+pub use api_token::{
+    api_token_usage_is_logged_and_moves_last_used, api_tokens_list_and_update_are_owner_scoped,
+    api_tokens_round_trip_by_hash,
+};
 pub use connections::{
     access_view_and_consent_ledger, connection_create_update_and_uniqueness,
     connections_list_and_expiring, delete_connection_and_revocation_queue, leases_have_one_owner,
@@ -104,6 +109,9 @@ pub async fn run_all(store: &dyn Store) {
     sync_states_are_scheduled(store).await;
     field_mappings_prefer_the_connection(store).await;
     erasing_a_user_leaves_only_a_tombstone(store).await;
+    api_tokens_round_trip_by_hash(store).await;
+    api_tokens_list_and_update_are_owner_scoped(store).await;
+    api_token_usage_is_logged_and_moves_last_used(store).await;
 }
 
 fn user(name: &str) -> UserId {

@@ -1,6 +1,7 @@
 //! [`MemoryStore`]: everything in one in-process map. For tests, examples
 //! and hosts that keep nothing across restarts.
 
+mod api_token;
 mod connections;
 mod consent;
 mod oauth;
@@ -59,6 +60,7 @@ struct State {
     settings: BTreeMap<(UserId, ConnectionId), String>,
     mappings: BTreeMap<(super::MappingScope, String), String>,
     tombstones: BTreeMap<String, super::Tombstone>,
+    api_tokens: api_token::ApiTokenState,
 }
 
 impl State {

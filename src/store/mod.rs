@@ -3,7 +3,7 @@
 //! consentry keeps state through a set of small, dyn-compatible async traits
 //! (credentials and data keys, connections, revocations, consent, OAuth
 //! state, leases, records, sync state, settings, erasure, webhook endpoints,
-//! the webhook outbox and the replay guard). [`Store`] is
+//! the webhook outbox and the replay guard, API tokens). [`Store`] is
 //! the umbrella: anything implementing every concern is a `Store`, by a
 //! blanket impl, and so are `Arc<S>`, `Box<S>` and `Arc<dyn Store>`.
 //!
@@ -32,6 +32,7 @@
 //! takes_any_store(Arc::new(MemoryStore::new()));
 //! ```
 
+mod api_token;
 mod connections;
 mod consent;
 mod memory;
@@ -46,6 +47,10 @@ mod webhook;
 #[cfg(any(feature = "conformance", test))]
 pub mod conformance;
 
+pub use api_token::{
+    ApiTokenInfo, ApiTokenStore, ApiTokenUpdate, ApiTokenUsage, MAX_OPERATION_LEN, StoredApiToken,
+    UsageOutcome,
+};
 pub use connections::{
     AccessView, ConnectionDeleted, ConnectionStore, ConnectionWrite, ConnectionWritten,
     PendingRevocation, QueuedRevocation, RevocationStore,
@@ -98,6 +103,7 @@ pub trait Store:
     + SyncStore
     + SettingsStore
     + ErasureStore
+    + ApiTokenStore
 {
 }
 
@@ -116,6 +122,7 @@ impl<T> Store for T where
         + SyncStore
         + SettingsStore
         + ErasureStore
+        + ApiTokenStore
         + ?Sized
 {
 }
@@ -138,5 +145,6 @@ fn _dyn_compatible(
     _: &dyn SyncStore,
     _: &dyn SettingsStore,
     _: &dyn ErasureStore,
+    _: &dyn ApiTokenStore,
 ) {
 }

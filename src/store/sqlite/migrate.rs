@@ -40,6 +40,11 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         name: "records",
         sql: include_str!("migrations/0004_records.sql"),
     },
+    Migration {
+        version: 5,
+        name: "api_tokens",
+        sql: include_str!("migrations/0005_api_tokens.sql"),
+    },
 ];
 
 /// Hex SHA-256 of a migration's SQL text.
@@ -141,6 +146,10 @@ mod tests {
             (
                 4,
                 "6a8646b116de179271bed1e5f51f26685c57a5a57a5a0876ccc3e304e2aa16dd",
+            ),
+            (
+                5,
+                "9c1ac0b1ebb5f4c1eae0030465e7a0ee6c835e08607483cd0effc65e0901cd79",
             ),
         ];
         assert_eq!(

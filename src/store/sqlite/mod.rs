@@ -1,5 +1,6 @@
 //! [`SqliteStore`]: the default store, one SQLite file (feature `sqlite`).
 
+mod api_token;
 mod connections;
 mod consent;
 mod migrate;
