@@ -85,6 +85,7 @@
 #![deny(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod api_token;
 pub mod clock;
 pub mod connection;
 pub mod connector;
@@ -98,6 +99,7 @@ pub mod integrations;
 pub mod oauth;
 pub mod records;
 pub mod secret;
+pub mod signed_url;
 pub mod store;
 pub mod sync;
 pub mod vault;
@@ -114,8 +116,8 @@ pub use zeroize;
 
 pub use connection::{Connection, ConnectionStatus};
 pub use error::{Error, ErrorKind, Problem, Result};
-pub use ids::{ConnectionId, ConnectorId, EndpointId, MessageId, Purpose, Scope, UserId};
 pub use ids::ApiTokenId;
+pub use ids::{ConnectionId, ConnectorId, EndpointId, MessageId, Purpose, Scope, UserId};
 pub use integrations::{AccessToken, Integrations, IntegrationsBuilder};
 
 /// The README's examples, compiled and run as doctests (they use the

@@ -301,6 +301,25 @@ pub enum Error {
         action: &'static str,
     },
 
+    /// A personal API token was refused (kind [`ErrorKind::Unauthorized`]):
+    /// malformed, a bad checksum, unknown, expired, revoked or inactive.
+    /// A valid token lacking a scope is [`Error::InsufficientScope`].
+    #[error("invalid API token: {reason}")]
+    InvalidApiToken {
+        /// Why it was refused.
+        reason: crate::api_token::ApiTokenRejection,
+    },
+
+    /// A signed link was refused: malformed, altered, signed under a key
+    /// the keyring lacks, expired or used with another method (kind
+    /// [`ErrorKind::Unauthorized`]), or valid but for another scope than
+    /// the one required (kind [`ErrorKind::Forbidden`]).
+    #[error("invalid signed link: {reason}")]
+    InvalidSignedUrl {
+        /// Why it was refused.
+        reason: crate::signed_url::SignedUrlRejection,
+    },
+
     /// A bug in consentry: an invariant did not hold. Please file an issue
     /// with the message.
     #[error("internal error: {0}; please file a bug")]
@@ -418,6 +437,8 @@ impl Error {
             Self::ReauthRequired { .. } => ErrorKind::ReauthRequired,
             Self::RateLimited { .. } => ErrorKind::RateLimited,
             Self::Forbidden { .. } => ErrorKind::Forbidden,
+            Self::InvalidApiToken { .. } => ErrorKind::Unauthorized,
+            Self::InvalidSignedUrl { reason } => reason.kind(),
             Self::ProviderUnavailable { .. } => ErrorKind::Unavailable,
             Self::InvalidSettings { .. } | Self::InvalidImport { .. } => ErrorKind::InvalidInput,
             Self::RefreshFailed { kind, .. } => *kind,
@@ -497,6 +518,12 @@ impl Error {
                 ..
             } => {
                 extensions.insert("retry_after".into(), d.as_secs().max(1).into());
+            }
+            Self::InvalidApiToken { reason } => {
+                extensions.insert("reason".into(), reason.as_str().into());
+            }
+            Self::InvalidSignedUrl { reason } => {
+                extensions.insert("reason".into(), reason.as_str().into());
             }
             Self::InvalidSettings { errors } | Self::InvalidImport { errors } => {
                 let errors: Vec<serde_json::Value> = errors
