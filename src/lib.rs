@@ -14,7 +14,8 @@
 //! (streams and actions, a rate-limit-aware sync runtime, purpose-bound
 //! records with an access log, transparency reports, export and erasure;
 //! Google Calendar, Spotify and Goodreads connectors), webhook signing and
-//! verification, and the outbound webhook dispatcher.
+//! verification, the outbound webhook dispatcher, personal API tokens and
+//! signed links.
 //!
 //! ## The vault in one example
 //!
@@ -64,6 +65,11 @@
 //!   guard, SSRF address checks, and the outbound
 //!   [`Dispatcher`](webhook::Dispatcher) (admin-managed endpoints with
 //!   sealed secrets, durable outbox, Svix's retry schedule, leased workers).
+//! - [`api_token`]: personal API tokens (`cst_…`, checksummed so secret
+//!   scanners recognise them, stored only as a SHA-256, scoped, expiring,
+//!   with a batched usage log): [`ApiTokens`](api_token::ApiTokens).
+//! - [`signed_url`]: expiring, scoped links for downloads and media, signed
+//!   with keyring subkeys: [`UrlSigner`](signed_url::UrlSigner).
 //! - [`store`]: the storage traits, [`store::MemoryStore`], `store::SqliteStore`
 //!   (feature `sqlite`), and the public conformance suite (feature `conformance`).
 //! - [`ids`], [`secret`], [`clock`], [`error`]: the vocabulary everything else uses.

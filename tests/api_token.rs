@@ -410,7 +410,7 @@ async fn usage_log_and_last_used_at_after_flush() {
     let t = token.expose_secret();
     clock.advance(Duration::from_secs(10));
     tokens.verify(t, &[read.clone()]).await.unwrap();
-    clock.advance(Duration::from_secs(10));
+    clock.advance(Duration::from_secs(70)); // more than LAST_USED_RESOLUTION
     tokens
         .verify_for(t, &[read.clone()], "GET /v1/connections")
         .await
@@ -428,8 +428,8 @@ async fn usage_log_and_last_used_at_after_flush() {
     assert_eq!(
         seen,
         [
-            (s(30), "write:connections", UsageOutcome::InsufficientScope),
-            (s(20), "GET /v1/connections", UsageOutcome::Allowed),
+            (s(90), "write:connections", UsageOutcome::InsufficientScope),
+            (s(80), "GET /v1/connections", UsageOutcome::Allowed),
             (s(10), "read:connections", UsageOutcome::Allowed),
         ]
     );
@@ -438,12 +438,12 @@ async fn usage_log_and_last_used_at_after_flush() {
     let listed = tokens.list(&alice()).await.unwrap();
     assert_eq!(
         listed[0].last_used_at,
-        Some(s(20)),
+        Some(s(80)),
         "the latest allowed use"
     );
     assert_eq!(
         tokens.verify(t, &[]).await.unwrap().last_used_at,
-        Some(s(20)),
+        Some(s(80)),
         "verify returns the stored metadata"
     );
     let bad_op = tokens.verify_for(t, &[], "two\nlines").await.unwrap_err();

@@ -225,9 +225,10 @@ pub enum Error {
         purpose: crate::ids::Purpose,
     },
 
-    /// The connection was granted fewer scopes than the call needs. Connect
-    /// again asking for the missing ones.
-    #[error("the connection lacks the required scope(s): {}", ScopeList(missing))]
+    /// The connection was granted fewer scopes than the call needs (connect
+    /// again asking for the missing ones), or an API token lacks a scope
+    /// the request needs.
+    #[error("missing required scope(s): {}", ScopeList(missing))]
     InsufficientScope {
         /// The required scopes the provider did not grant.
         missing: Vec<crate::ids::Scope>,

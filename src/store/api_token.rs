@@ -5,7 +5,7 @@
 //! hands it the hash, and looks tokens up by it.
 
 use std::fmt::{self, Debug};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 
@@ -44,7 +44,8 @@ pub struct ApiTokenInfo {
     pub created_at: SystemTime,
     /// When it stops working; `None` if it never expires.
     pub expires_at: Option<SystemTime>,
-    /// When it was last accepted, as of the last flush of the usage log.
+    /// When it was last accepted, as of the last flush of the usage log, to
+    /// within [`LAST_USED_RESOLUTION`].
     pub last_used_at: Option<SystemTime>,
     /// Whether it is enabled (its owner may pause and resume it).
     pub active: bool,
@@ -183,6 +184,11 @@ impl UsageOutcome {
     }
 }
 
+/// How far `last_used_at` lags at most: a store moves it forward only to a
+/// use at least this much later than the stored one, so a busy token costs
+/// one row write a minute, not one per request.
+pub const LAST_USED_RESOLUTION: Duration = Duration::from_secs(60);
+
 /// The longest operation name in the usage log, in bytes.
 pub const MAX_OPERATION_LEN: usize = 128;
 
@@ -264,8 +270,10 @@ pub trait ApiTokenStore: Debug + Send + Sync + 'static {
     ) -> Result<Option<ApiTokenInfo>>;
 
     /// Appends a batch of usage entries, in one transaction, and moves each
-    /// token's `last_used_at` forward to its latest `Allowed` entry (never
-    /// backward). Entries of unknown tokens are kept too.
+    /// token's `last_used_at` forward to its latest `Allowed` entry when
+    /// that is at least [`LAST_USED_RESOLUTION`] later than the stored one
+    /// (or none is stored); never backward. Entries of unknown tokens are
+    /// kept too.
     async fn record_api_token_usage(&self, entries: Vec<ApiTokenUsage>) -> Result<()>;
 
     /// The newest `limit` usage entries of token `id`, newest first, or

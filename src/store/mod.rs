@@ -48,8 +48,8 @@ mod webhook;
 pub mod conformance;
 
 pub use api_token::{
-    ApiTokenInfo, ApiTokenStore, ApiTokenUpdate, ApiTokenUsage, MAX_OPERATION_LEN, StoredApiToken,
-    UsageOutcome,
+    ApiTokenInfo, ApiTokenStore, ApiTokenUpdate, ApiTokenUsage, LAST_USED_RESOLUTION,
+    MAX_OPERATION_LEN, StoredApiToken, UsageOutcome,
 };
 pub use connections::{
     AccessView, ConnectionDeleted, ConnectionStore, ConnectionWrite, ConnectionWritten,

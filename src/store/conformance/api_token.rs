@@ -149,8 +149,9 @@ pub async fn api_tokens_list_and_update_are_owner_scoped(store: &dyn Store) {
 }
 
 /// Usage batches are appended and read back newest first, limited, only by
-/// the token's owner; `last_used_at` moves to the latest allowed use and
-/// never back; a batch with an invalid operation writes nothing.
+/// the token's owner; `last_used_at` moves to the latest allowed use, never
+/// back, and only by at least `LAST_USED_RESOLUTION`; a batch with an
+/// invalid operation writes nothing.
 pub async fn api_token_usage_is_logged_and_moves_last_used(store: &dyn Store) {
     let alice = UserId::new("conformance-usage-alice").unwrap();
     let bob = UserId::new("conformance-usage-bob").unwrap();
@@ -195,6 +196,25 @@ pub async fn api_token_usage_is_logged_and_moves_last_used(store: &dyn Store) {
         Some(t(102)),
         "last_used_at moved back, or moved on a refused use"
     );
+    store
+        .record_api_token_usage(vec![use_at("u-1", 161, "soon", UsageOutcome::Allowed)])
+        .await
+        .unwrap();
+    assert_eq!(
+        info(0xc1).await.last_used_at,
+        Some(t(102)),
+        "moved by less than the resolution"
+    );
+    store
+        .record_api_token_usage(vec![use_at(
+            "u-1",
+            162,
+            "a minute on",
+            UsageOutcome::Allowed,
+        )])
+        .await
+        .unwrap();
+    assert_eq!(info(0xc1).await.last_used_at, Some(t(162)));
 
     let log = store
         .api_token_usage(&alice, &tok("u-1"), 10)
@@ -208,6 +228,8 @@ pub async fn api_token_usage_is_logged_and_moves_last_used(store: &dyn Store) {
     assert_eq!(
         seen,
         [
+            ("a minute on", UsageOutcome::Allowed),
+            ("soon", UsageOutcome::Allowed),
             ("GET /x", UsageOutcome::Expired),
             ("late entry", UsageOutcome::Allowed),
             ("read:audit", UsageOutcome::InsufficientScope),
@@ -215,7 +237,7 @@ pub async fn api_token_usage_is_logged_and_moves_last_used(store: &dyn Store) {
             ("read:connections", UsageOutcome::Allowed),
         ]
     );
-    assert_eq!(log[0], use_at("u-1", 200, "GET /x", UsageOutcome::Expired));
+    assert_eq!(log[2], use_at("u-1", 200, "GET /x", UsageOutcome::Expired));
     let two = store
         .api_token_usage(&alice, &tok("u-1"), 2)
         .await

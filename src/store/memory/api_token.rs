@@ -8,8 +8,8 @@ use super::MemoryStore;
 use crate::error::Result;
 use crate::ids::{ApiTokenId, UserId};
 use crate::store::api_token::{
-    ApiTokenInfo, ApiTokenStore, ApiTokenUpdate, ApiTokenUsage, StoredApiToken, check_operation,
-    duplicate, last_uses,
+    ApiTokenInfo, ApiTokenStore, ApiTokenUpdate, ApiTokenUsage, LAST_USED_RESOLUTION,
+    StoredApiToken, check_operation, duplicate, last_uses,
 };
 
 /// The API token part of the memory store's state.
@@ -86,7 +86,9 @@ impl ApiTokenStore for MemoryStore {
         let s = &mut state.api_tokens;
         for (id, at) in last_uses(&entries) {
             if let Some(t) = s.tokens.get_mut(id)
-                && t.info.last_used_at.is_none_or(|last| last < at)
+                && t.info
+                    .last_used_at
+                    .is_none_or(|last| at >= last + LAST_USED_RESOLUTION)
             {
                 t.info.last_used_at = Some(at);
             }

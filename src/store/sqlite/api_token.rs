@@ -11,8 +11,8 @@ use super::util::{
 use crate::error::{Error, Result};
 use crate::ids::{ApiTokenId, UserId};
 use crate::store::api_token::{
-    ApiTokenInfo, ApiTokenStore, ApiTokenUpdate, ApiTokenUsage, StoredApiToken, UsageOutcome,
-    check_operation, duplicate, last_uses,
+    ApiTokenInfo, ApiTokenStore, ApiTokenUpdate, ApiTokenUsage, LAST_USED_RESOLUTION,
+    StoredApiToken, UsageOutcome, check_operation, duplicate, last_uses,
 };
 
 const COLUMNS: &str = "hash, id, tenant, user_id, name, scopes, created_at, expires_at, \
@@ -190,6 +190,7 @@ impl ApiTokenStore for SqliteStore {
         for e in &entries {
             check_operation(&e.operation)?;
         }
+        let resolution = i64::try_from(LAST_USED_RESOLUTION.as_millis()).unwrap_or(i64::MAX);
         self.write(move |conn| {
             let err = sql("recording API token usage");
             let tx = conn
@@ -215,12 +216,12 @@ impl ApiTokenStore for SqliteStore {
                 let mut touch = tx
                     .prepare_cached(
                         "UPDATE consentry_api_tokens SET last_used_at = ?2
-                         WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at < ?2)",
+                         WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at <= ?2 - ?3)",
                     )
                     .map_err(&err)?;
                 for (id, at) in last_uses(&entries) {
                     touch
-                        .execute(params![id.as_str(), millis(at)])
+                        .execute(params![id.as_str(), millis(at), resolution])
                         .map_err(&err)?;
                 }
             }
