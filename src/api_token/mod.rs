@@ -783,9 +783,10 @@ impl ApiTokens {
             .ok_or(Error::NotFound { what: "API token" })
     }
 
-    /// Writes the buffered usage entries now (after any batch already being
-    /// written). Call it before shutting down; entries still buffered when
-    /// the last handle is dropped are lost.
+    /// Writes the buffered usage entries now, then waits until the batches
+    /// the background task was already writing are written. Call it before
+    /// shutting down; entries still buffered when the last handle is
+    /// dropped are lost.
     ///
     /// # Errors
     /// A store error; the entries stay buffered for the next try.

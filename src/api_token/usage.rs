@@ -5,9 +5,11 @@
 //! writes everything buffered, in one store call, and keeps writing what
 //! accumulated meanwhile until the buffer is empty. When the buffer is
 //! full, the call that filled it writes the batch inline (backpressure:
-//! no entry is dropped for lack of room).
+//! no entry is dropped for lack of room). No lock is held across a write,
+//! so a flush task parked on a runtime that is no longer driven never
+//! blocks anybody's `verify`.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::error::Result;
@@ -28,11 +30,12 @@ struct Buffer {
 #[derive(Debug)]
 pub(super) struct UsageLog {
     buffer: Mutex<Buffer>,
-    /// Held by whoever writes a batch, so `flush` also waits for a batch
-    /// already taken by the background task.
-    writer: tokio::sync::Mutex<()>,
     capacity: usize,
     lost: AtomicU64,
+    /// Batches taken from the buffer and not yet written.
+    in_flight: AtomicUsize,
+    /// Notified when `in_flight` drops to zero.
+    idle: tokio::sync::Notify,
 }
 
 enum Next {
@@ -41,13 +44,33 @@ enum Next {
     WriteInline(Vec<ApiTokenUsage>),
 }
 
+/// Counts a batch in flight until dropped (also when its write is
+/// cancelled).
+struct InFlight<'a>(&'a UsageLog);
+
+impl<'a> InFlight<'a> {
+    fn new(log: &'a UsageLog) -> Self {
+        log.in_flight.fetch_add(1, Ordering::SeqCst);
+        Self(log)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if self.0.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
 impl UsageLog {
     pub(super) fn new(capacity: usize) -> Self {
         Self {
             buffer: Mutex::default(),
-            writer: tokio::sync::Mutex::new(()),
             capacity: capacity.clamp(1, MAX_CAPACITY),
             lost: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+            idle: tokio::sync::Notify::new(),
         }
     }
 
@@ -89,23 +112,24 @@ impl UsageLog {
                     self.buffer().scheduled = false;
                 }
             }
-            Next::WriteInline(batch) => {
-                let _w = self.writer.lock().await;
-                self.write_or_count(store, batch).await;
-            }
+            Next::WriteInline(batch) => self.write_or_count(store, batch).await,
         }
+    }
+
+    async fn write(&self, store: &dyn ApiTokenStore, batch: Vec<ApiTokenUsage>) -> Result<()> {
+        let _in_flight = InFlight::new(self);
+        store.record_api_token_usage(batch).await
     }
 
     async fn write_or_count(&self, store: &dyn ApiTokenStore, batch: Vec<ApiTokenUsage>) {
         let n = batch.len() as u64;
-        if store.record_api_token_usage(batch).await.is_err() {
+        if self.write(store, batch).await.is_err() {
             self.lost.fetch_add(n, Ordering::Relaxed);
         }
     }
 
     /// The background task's body: write until the buffer is empty.
     pub(super) async fn drain(self: Arc<Self>, store: Arc<dyn ApiTokenStore>) {
-        let _w = self.writer.lock().await;
         loop {
             let batch = {
                 let mut b = self.buffer();
@@ -119,16 +143,14 @@ impl UsageLog {
         }
     }
 
-    /// Writes everything buffered now, after any batch in flight. On a
-    /// store error the batch goes back to the buffer and the error is
-    /// returned.
+    /// Writes everything buffered now, then waits for the batches already
+    /// being written. On a store error the batch goes back to the buffer
+    /// and the error is returned.
     pub(super) async fn flush(&self, store: &dyn ApiTokenStore) -> Result<()> {
-        let _w = self.writer.lock().await;
         let batch = std::mem::take(&mut self.buffer().entries);
-        if batch.is_empty() {
-            return Ok(());
-        }
-        if let Err(e) = store.record_api_token_usage(batch.clone()).await {
+        if !batch.is_empty()
+            && let Err(e) = self.write(store, batch.clone()).await
+        {
             let mut b = self.buffer();
             let mut back = batch;
             back.append(&mut b.entries);
@@ -138,6 +160,14 @@ impl UsageLog {
             b.entries = back;
             return Err(e);
         }
-        Ok(())
+        loop {
+            let idle = self.idle.notified();
+            tokio::pin!(idle);
+            idle.as_mut().enable();
+            if self.in_flight.load(Ordering::SeqCst) == 0 {
+                return Ok(());
+            }
+            idle.await;
+        }
     }
 }
