@@ -1,6 +1,6 @@
 //! Personal API tokens end to end, on SQLite files on disk.
 #![cfg(feature = "sqlite")]
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::cloned_ref_to_slice_refs)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,5 +1,5 @@
 //! Signed, expiring, scoped links: every refusal, and key rotation.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::cloned_ref_to_slice_refs)]
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
