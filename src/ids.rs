@@ -277,6 +277,40 @@ string_id! {
     MessageId, "message id", 64, check_webhook_id
 }
 
+string_id! {
+    /// Identifies a personal API token (never the token itself): `tok_`
+    /// and 26 lowercase base32 characters when generated. ASCII letters,
+    /// digits and `_ - . :`, at most 64 bytes.
+    ///
+    /// ```
+    /// use consentry::ApiTokenId;
+    /// let id = ApiTokenId::generate()?;
+    /// assert!(id.as_str().starts_with("tok_"));
+    /// assert!(ApiTokenId::new("tok 1").is_err());
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
+    ApiTokenId, "API token id", 64, check_token
+}
+
+impl ApiTokenId {
+    /// A fresh random id, `tok_` followed by 26 lowercase base32
+    /// characters (128 bits).
+    ///
+    /// # Errors
+    /// [`Error::Random`] if the system random number generator fails.
+    ///
+    /// ```
+    /// use consentry::ApiTokenId;
+    /// let id = ApiTokenId::generate()?;
+    /// assert_eq!(id.as_str().len(), "tok_".len() + 26);
+    /// assert_ne!(id, ApiTokenId::generate()?);
+    /// # Ok::<(), consentry::Error>(())
+    /// ```
+    pub fn generate() -> Result<Self> {
+        Ok(Self(format!("tok_{}", crate::secret::random_token(16)?)))
+    }
+}
+
 impl EndpointId {
     /// A fresh random id, `ep_` followed by 26 lowercase base32 characters
     /// (128 bits).

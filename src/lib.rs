@@ -14,8 +14,9 @@
 //! (streams and actions, a rate-limit-aware sync runtime, purpose-bound
 //! records with an access log, transparency reports, export and erasure;
 //! Google Calendar, Spotify and Goodreads connectors), webhook signing and
-//! verification, the outbound webhook dispatcher, rate limits, and a
-//! tamper-evident audit log of every sensitive operation.
+//! verification, the outbound webhook dispatcher, rate limits, personal
+//! API tokens, signed links, and a tamper-evident audit log of every
+//! sensitive operation.
 //!
 //! ## The vault in one example
 //!
@@ -73,6 +74,11 @@
 //!   [`RateLimiter`](ratelimit::RateLimiter) and the store-backed
 //!   [`StoreRateLimiter`](ratelimit::StoreRateLimiter) that several
 //!   processes share.
+//! - [`api_token`]: personal API tokens (`cst_…`, checksummed so secret
+//!   scanners recognise them, stored only as a SHA-256, scoped, expiring,
+//!   with a batched usage log): [`ApiTokens`](api_token::ApiTokens).
+//! - [`signed_url`]: expiring, scoped links for downloads and media, signed
+//!   with keyring subkeys: [`UrlSigner`](signed_url::UrlSigner).
 //! - [`store`]: the storage traits, [`store::MemoryStore`], `store::SqliteStore`
 //!   (feature `sqlite`), and the public conformance suite (feature `conformance`).
 //! - [`ids`], [`secret`], [`clock`], [`error`]: the vocabulary everything else uses.
@@ -94,6 +100,7 @@
 #![deny(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod api_token;
 pub mod audit;
 pub mod clock;
 pub mod connection;
@@ -109,6 +116,7 @@ pub mod oauth;
 pub mod ratelimit;
 pub mod records;
 pub mod secret;
+pub mod signed_url;
 pub mod store;
 pub mod sync;
 pub mod vault;
@@ -125,6 +133,7 @@ pub use zeroize;
 
 pub use connection::{Connection, ConnectionStatus};
 pub use error::{Error, ErrorKind, Problem, Result};
+pub use ids::ApiTokenId;
 pub use ids::{ConnectionId, ConnectorId, EndpointId, MessageId, Purpose, Scope, UserId};
 pub use integrations::{AccessToken, Integrations, IntegrationsBuilder};
 

@@ -28,7 +28,8 @@ pub enum ErrorKind {
     /// The store failed; usually transient.
     Storage,
     /// A request's credentials did not check out: a webhook signature that
-    /// does not verify, a stale timestamp. Do not process the request.
+    /// does not verify, a stale timestamp, a refused API token or signed
+    /// link. Do not process the request.
     Unauthorized,
     /// A consentry bug, or the operating system's random number generator
     /// failed ([`Error::Random`](super::Error::Random)).

@@ -225,9 +225,10 @@ pub enum Error {
         purpose: crate::ids::Purpose,
     },
 
-    /// The connection was granted fewer scopes than the call needs. Connect
-    /// again asking for the missing ones.
-    #[error("the connection lacks the required scope(s): {}", ScopeList(missing))]
+    /// The connection was granted fewer scopes than the call needs (connect
+    /// again asking for the missing ones), or an API token lacks a scope
+    /// the request needs.
+    #[error("missing required scope(s): {}", ScopeList(missing))]
     InsufficientScope {
         /// The required scopes the provider did not grant.
         missing: Vec<crate::ids::Scope>,
@@ -310,6 +311,25 @@ pub enum Error {
         seq: u64,
         /// What is wrong with it.
         fault: crate::audit::ChainFault,
+    },
+
+    /// A personal API token was refused (kind [`ErrorKind::Unauthorized`]):
+    /// malformed, a bad checksum, unknown, expired, revoked or inactive.
+    /// A valid token lacking a scope is [`Error::InsufficientScope`].
+    #[error("invalid API token: {reason}")]
+    InvalidApiToken {
+        /// Why it was refused.
+        reason: crate::api_token::ApiTokenRejection,
+    },
+
+    /// A signed link was refused: malformed, altered, signed under a key
+    /// the keyring lacks, expired or used with another method (kind
+    /// [`ErrorKind::Unauthorized`]), or valid but for another scope than
+    /// the one required (kind [`ErrorKind::Forbidden`]).
+    #[error("invalid signed link: {reason}")]
+    InvalidSignedUrl {
+        /// Why it was refused.
+        reason: crate::signed_url::SignedUrlRejection,
     },
 
     /// A bug in consentry: an invariant did not hold. Please file an issue
@@ -430,6 +450,8 @@ impl Error {
             Self::RateLimited { .. } => ErrorKind::RateLimited,
             Self::Forbidden { .. } => ErrorKind::Forbidden,
             Self::AuditChainBroken { .. } => ErrorKind::Integrity,
+            Self::InvalidApiToken { .. } => ErrorKind::Unauthorized,
+            Self::InvalidSignedUrl { reason } => reason.kind(),
             Self::ProviderUnavailable { .. } => ErrorKind::Unavailable,
             Self::InvalidSettings { .. } | Self::InvalidImport { .. } => ErrorKind::InvalidInput,
             Self::RefreshFailed { kind, .. } => *kind,
@@ -509,6 +531,12 @@ impl Error {
                 ..
             } => {
                 extensions.insert("retry_after".into(), d.as_secs().max(1).into());
+            }
+            Self::InvalidApiToken { reason } => {
+                extensions.insert("reason".into(), reason.as_str().into());
+            }
+            Self::InvalidSignedUrl { reason } => {
+                extensions.insert("reason".into(), reason.as_str().into());
             }
             Self::InvalidSettings { errors } | Self::InvalidImport { errors } => {
                 let errors: Vec<serde_json::Value> = errors

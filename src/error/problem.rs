@@ -25,7 +25,8 @@ pub struct Problem {
     /// A human-readable explanation of this occurrence.
     pub detail: String,
     /// Extension members a client acts on: `purpose` for a missing consent,
-    /// `missing_scopes`, `retry_after` (seconds).
+    /// `missing_scopes`, `retry_after` (seconds), `reason` for a refused
+    /// API token or signed link (`expired`, `revoked`, ...).
     #[serde(flatten)]
     pub extensions: serde_json::Map<String, serde_json::Value>,
 }

@@ -102,3 +102,46 @@ fn webhook_errors_map_to_401_or_400() {
     assert_eq!(bad.kind(), ErrorKind::InvalidInput);
     assert_eq!(bad.to_problem().status, 400);
 }
+
+#[test]
+fn refused_api_tokens_are_401_with_a_reason() {
+    use crate::api_token::ApiTokenRejection;
+    let e = Error::InvalidApiToken {
+        reason: ApiTokenRejection::Expired,
+    };
+    assert_eq!(e.kind(), ErrorKind::Unauthorized);
+    let p = e.to_problem();
+    assert_eq!((p.status, p.title.as_str()), (401, "Unauthorized"));
+    assert_eq!(p.extensions["reason"], "expired");
+    assert_eq!(p.detail, "invalid API token: the token has expired");
+    assert!(!e.kind().is_retryable());
+    let names: std::collections::HashSet<_> = [
+        ApiTokenRejection::Malformed,
+        ApiTokenRejection::BadChecksum,
+        ApiTokenRejection::Unknown,
+        ApiTokenRejection::Expired,
+        ApiTokenRejection::Revoked,
+        ApiTokenRejection::Inactive,
+    ]
+    .iter()
+    .map(|r| r.as_str())
+    .collect();
+    assert_eq!(names.len(), 6);
+}
+
+#[test]
+fn refused_signed_links_are_401_or_403() {
+    use crate::signed_url::SignedUrlRejection;
+    let e = Error::InvalidSignedUrl {
+        reason: SignedUrlRejection::BadSignature,
+    };
+    assert_eq!(e.kind(), ErrorKind::Unauthorized);
+    assert_eq!(e.to_problem().status, 401);
+    assert_eq!(e.to_problem().extensions["reason"], "bad-signature");
+    let e = Error::InvalidSignedUrl {
+        reason: SignedUrlRejection::WrongScope,
+    };
+    assert_eq!(e.kind(), ErrorKind::Forbidden);
+    assert_eq!(e.to_problem().status, 403);
+    assert_eq!(e.to_problem().extensions["reason"], "wrong-scope");
+}

@@ -27,6 +27,7 @@
 
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
+mod api_token;
 mod audit;
 mod connections;
 mod outbox;
@@ -34,6 +35,10 @@ mod ratelimit;
 mod records;
 mod webhook;
 
+pub use api_token::{
+    api_token_usage_is_logged_and_moves_last_used, api_tokens_list_and_update_are_owner_scoped,
+    api_tokens_round_trip_by_hash,
+};
 pub use audit::{
     audit_appends_are_compare_and_swap_on_the_head, audit_entries_filter_and_page,
     audit_purge_replaces_the_prefix_with_a_checkpoint,
@@ -121,6 +126,9 @@ pub async fn run_all(store: &dyn Store) {
     audit_appends_are_compare_and_swap_on_the_head(store).await;
     audit_entries_filter_and_page(store).await;
     audit_purge_replaces_the_prefix_with_a_checkpoint(store).await;
+    api_tokens_round_trip_by_hash(store).await;
+    api_tokens_list_and_update_are_owner_scoped(store).await;
+    api_token_usage_is_logged_and_moves_last_used(store).await;
 }
 
 fn user(name: &str) -> UserId {

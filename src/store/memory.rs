@@ -1,6 +1,7 @@
 //! [`MemoryStore`]: everything in one in-process map. For tests, examples
 //! and hosts that keep nothing across restarts.
 
+mod api_token;
 mod audit;
 mod connections;
 mod consent;
@@ -63,6 +64,7 @@ struct State {
     tombstones: BTreeMap<String, super::Tombstone>,
     audit: audit::AuditState,
     rate_limits: HashMap<String, SystemTime>,
+    api_tokens: api_token::ApiTokenState,
 }
 
 impl State {

@@ -3,8 +3,8 @@
 //! consentry keeps state through a set of small, dyn-compatible async traits
 //! (credentials and data keys, connections, revocations, consent, OAuth
 //! state, leases, records, sync state, settings, erasure, webhook endpoints,
-//! the webhook outbox, the replay guard, shared rate limits and the audit
-//! log). [`Store`] is
+//! the webhook outbox, the replay guard, shared rate limits, API tokens
+//! and the audit log). [`Store`] is
 //! the umbrella: anything implementing every concern is a `Store`, by a
 //! blanket impl, and so are `Arc<S>`, `Box<S>` and `Arc<dyn Store>`.
 //!
@@ -33,6 +33,7 @@
 //! takes_any_store(Arc::new(MemoryStore::new()));
 //! ```
 
+mod api_token;
 mod audit;
 mod connections;
 mod consent;
@@ -49,6 +50,10 @@ mod webhook;
 #[cfg(any(feature = "conformance", test))]
 pub mod conformance;
 
+pub use api_token::{
+    ApiTokenInfo, ApiTokenStore, ApiTokenUpdate, ApiTokenUsage, LAST_USED_RESOLUTION,
+    MAX_OPERATION_LEN, StoredApiToken, UsageOutcome,
+};
 pub use audit::{
     AuditCheckpoint, AuditFilter, AuditHead, AuditStore, MAX_AUDIT_PAGE, StoredAuditEntry,
 };
@@ -107,6 +112,7 @@ pub trait Store:
     + SettingsStore
     + ErasureStore
     + AuditStore
+    + ApiTokenStore
 {
 }
 
@@ -127,6 +133,7 @@ impl<T> Store for T where
         + SettingsStore
         + ErasureStore
         + AuditStore
+        + ApiTokenStore
         + ?Sized
 {
 }
@@ -151,5 +158,6 @@ fn _dyn_compatible(
     _: &dyn SettingsStore,
     _: &dyn ErasureStore,
     _: &dyn AuditStore,
+    _: &dyn ApiTokenStore,
 ) {
 }

@@ -50,6 +50,11 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         name: "ratelimit",
         sql: include_str!("migrations/0006_ratelimit.sql"),
     },
+    Migration {
+        version: 7,
+        name: "api_tokens",
+        sql: include_str!("migrations/0007_api_tokens.sql"),
+    },
 ];
 
 /// Hex SHA-256 of a migration's SQL text.
@@ -159,6 +164,10 @@ mod tests {
             (
                 6,
                 "e36dae22d1387cb835ea9d162fd16488ff9e88eea610076a098671c61a3396f8",
+            ),
+            (
+                7,
+                "9c1ac0b1ebb5f4c1eae0030465e7a0ee6c835e08607483cd0effc65e0901cd79",
             ),
         ];
         assert_eq!(

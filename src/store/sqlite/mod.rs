@@ -1,5 +1,6 @@
 //! [`SqliteStore`]: the default store, one SQLite file (feature `sqlite`).
 
+mod api_token;
 mod audit;
 mod connections;
 mod consent;
