@@ -47,6 +47,7 @@
 //! # }).unwrap();
 //! ```
 
+mod audit;
 mod format;
 mod scopes;
 mod usage;
@@ -155,6 +156,7 @@ pub struct ApiTokensBuilder {
     catalogue: Vec<ScopeInfo>,
     require_expiry: bool,
     usage_capacity: usize,
+    audit: Option<crate::audit::AuditLog>,
 }
 
 impl fmt::Debug for ApiTokensBuilder {
@@ -255,6 +257,7 @@ impl ApiTokensBuilder {
                 catalogue: self.catalogue,
                 require_expiry: self.require_expiry,
                 usage: Arc::new(UsageLog::new(self.usage_capacity)),
+                audit: self.audit,
             }),
         }
     }
@@ -288,6 +291,7 @@ struct Inner {
     catalogue: Vec<ScopeInfo>,
     require_expiry: bool,
     usage: Arc<UsageLog>,
+    audit: Option<crate::audit::AuditLog>,
 }
 
 impl fmt::Debug for ApiTokens {
@@ -354,6 +358,7 @@ impl ApiTokens {
             catalogue: scopes::defaults(),
             require_expiry: true,
             usage_capacity: usage::DEFAULT_CAPACITY,
+            audit: None,
         }
     }
 
@@ -408,6 +413,20 @@ impl ApiTokens {
     /// # }).unwrap();
     /// ```
     pub async fn create(
+        &self,
+        owner: &UserId,
+        name: &str,
+        scopes: &[Scope],
+        expires_at: Option<SystemTime>,
+    ) -> Result<(ApiTokenInfo, SecretString)> {
+        let result = self.create_unaudited(owner, name, scopes, expires_at).await;
+        let id = result.as_ref().ok().map(|(info, _)| info.id.clone());
+        self.audit("api_token.created", owner, id.as_ref(), &result)
+            .await;
+        result
+    }
+
+    async fn create_unaudited(
         &self,
         owner: &UserId,
         name: &str,
@@ -640,11 +659,15 @@ impl ApiTokens {
         id: &ApiTokenId,
         update: ApiTokenUpdate,
     ) -> Result<ApiTokenInfo> {
-        self.inner
+        let action = audit::update_action(&update);
+        let result = self
+            .inner
             .store
             .update_api_token(owner, id, update)
-            .await?
-            .ok_or(Error::NotFound { what: "API token" })
+            .await
+            .and_then(|t| t.ok_or(Error::NotFound { what: "API token" }));
+        self.audit(action, owner, Some(id), &result).await;
+        result
     }
 
     /// Renames token `id` of `owner`.

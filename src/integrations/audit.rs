@@ -14,6 +14,8 @@
 //! | `user.exported` | `export` | success, failure |
 //! | `user.erased` | `erase_user` | success, failure |
 //! | `key.rotated` / `key.rewrapped` / `key.retired` | `set_keyring`, `rewrap`, `retire_key` | success, failure |
+//! | `webhook_endpoint.{created, updated, secret_rotated, secret_read, deleted}` | the webhook [`Dispatcher`](crate::webhook::Dispatcher)'s endpoint administration | success, denied (not an admin), failure |
+//! | `api_token.{created, renamed, activated, deactivated, revoked}` | [`ApiTokens`](crate::api_token::ApiTokens) given a log with `ApiTokensBuilder::audit` | success, failure |
 //!
 //! Reads (`credential.read`, `records.read`, `credential.refreshed`) are
 //! queued and written in batches; the others are committed before the call
