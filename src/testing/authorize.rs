@@ -130,7 +130,7 @@ pub(crate) fn decide(
     let client = inner
         .client(client_id)
         .ok_or_else(|| bad("unknown client_id"))?;
-    if !client.redirect_uris.iter().any(|r| r == redirect_uri) {
+    if !client.redirect_uris().iter().any(|r| r == redirect_uri) {
         return Err(bad("redirect_uri is not registered for this client"));
     }
     let mut callback = Url::parse(redirect_uri).map_err(|_| bad("redirect_uri is not a URL"))?;

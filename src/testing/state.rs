@@ -110,7 +110,7 @@ impl State {
 impl Inner {
     /// The registered client with this id.
     pub(crate) fn client(&self, id: &str) -> Option<&TestClient> {
-        self.clients.iter().find(|c| c.id == id)
+        self.clients.iter().find(|c| c.id() == id)
     }
 
     /// Drops expired codes and tokens once the maps fill up; `false` if

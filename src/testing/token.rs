@@ -120,7 +120,7 @@ fn authenticate(inner: &Inner, headers: &HeaderMap, form: &[(String, String)]) -
         (None, None) => true,
         _ => false,
     };
-    if client.auth != method || !secret_ok {
+    if client.auth() != method || !secret_ok {
         return invalid();
     }
     Some(id)
