@@ -90,6 +90,7 @@
 //! | `sqlite` | yes | `store::SqliteStore` (bundled SQLite) |
 //! | `reqwest` | yes | `http::ReqwestClient` (rustls, redirects disabled, bounded bodies) |
 //! | `conformance` | no | `store::conformance`, the suite a custom store must pass |
+//! | `testing` | no | `testing::TestProvider`: an in-process OAuth 2.0 authorization server and paged API on 127.0.0.1 for your tests (axum) |
 //! | `ed25519` | no | Standard Webhooks `v1a` (Ed25519) signatures: `webhook::WebhookSigningKey`, `webhook::WebhookPublicKey` |
 //!
 //! With `--no-default-features` the crate is the protocol core: everything
@@ -119,6 +120,9 @@ pub mod secret;
 pub mod signed_url;
 pub mod store;
 pub mod sync;
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub mod testing;
 pub mod vault;
 pub mod webhook;
 
