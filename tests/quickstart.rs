@@ -1,9 +1,9 @@
-//! `examples/quickstart.rs` runs to the end, offline, in seconds, and says
+//! `demo/examples/quickstart.rs` (`cargo run --example quickstart`) runs to the end, offline, in seconds, and says
 //! what the README promises. The example's own code is compiled in here,
 //! so CI proves the walkthrough works.
 #![allow(clippy::unwrap_used)]
 
-#[path = "../examples/quickstart.rs"]
+#[path = "../demo/examples/quickstart.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod quickstart;
 

@@ -3,7 +3,7 @@
 //! webhooks, revoke, disconnect, audit.
 //!
 //! ```text
-//! cargo run --example quickstart --features testing
+//! cargo run --example quickstart
 //! ```
 //!
 //! No network, no account: `consentry::testing::TestProvider` plays the
