@@ -10,6 +10,7 @@ use std::path::Path;
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
+use consentry::secrecy::ExposeSecret as _;
 use consentry::vault::Keyring;
 use support::oidc::{ClientAuth, OidcProvider, ProviderOptions, TestClient};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
@@ -293,7 +294,7 @@ async fn connect_token_parallel_refresh_disconnect_against_oidc_provider() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("cli.db");
     let keys = Keyring::generate().unwrap().export();
-    let keys = consentry::secrecy::ExposeSecret::expose_secret(&keys).to_owned();
+    let keys = keys.expose_secret().to_owned();
     let db_str = db.to_str().unwrap();
     let env = [
         ("CONSENTRY_DB", db_str),
@@ -301,8 +302,10 @@ async fn connect_token_parallel_refresh_disconnect_against_oidc_provider() {
         ("CONSENTRY_REFRESH_MARGIN", "0"),
     ];
 
-    let connected_at = Instant::now();
     let conn = connect(&provider, &env).await;
+    // The token response arrived before `connect` returned: it expires
+    // (by consentry's clock) within `ttl` from now.
+    let connected_at = Instant::now();
     assert_eq!(conn["status"], "active");
     assert_eq!(conn["account"]["id"], "alice");
     assert_eq!(conn["has_refresh_token"], true);
@@ -334,7 +337,7 @@ async fn connect_token_parallel_refresh_disconnect_against_oidc_provider() {
     assert_eq!(provider.stats().await.refresh_attempts(), 0);
 
     // After expiry: four processes at once, one refresh at the provider.
-    let wait = (ttl + Duration::from_secs(1)).saturating_sub(connected_at.elapsed());
+    let wait = (ttl + Duration::from_millis(1500)).saturating_sub(connected_at.elapsed());
     tokio::time::sleep(wait).await;
     let parallel = four_tokens(&id, &env).await;
     let stats = provider.stats().await;
