@@ -351,6 +351,58 @@ async fn connect_token_parallel_refresh_disconnect_against_oidc_provider() {
     let export = ok(&run(&["export", "alice", "--format", "ndjson"], b"", &env).await);
     assert!(export.contains(&id) && !export.contains(&parallel[0]));
 
+    // Key rotation on real data: rotate, rewrap, retire k1; the token and
+    // the sealed client secret still open under the new keyring.
+    let rotated = ok(&run(&["keys", "rotate"], b"", &env).await);
+    let rotated = rotated.trim().to_owned();
+    let env = [
+        ("CONSENTRY_DB", db_str),
+        ("CONSENTRY_KEYS", rotated.as_str()),
+        ("CONSENTRY_REFRESH_MARGIN", "0"),
+    ];
+    let usage: serde_json::Value =
+        serde_json::from_str(&ok(&run(&["keys", "usage", "--json"], b"", &env).await)).unwrap();
+    assert_eq!(usage["keys"][0]["id"], "k1", "{usage}");
+    // alice, the CLI's client secret and the audit log each have a data key.
+    let n = usage["keys"][0]["data_keys"].as_u64().unwrap();
+    assert!(n >= 2, "{usage}");
+    let rewrapped = ok(&run(&["keys", "rewrap"], b"", &env).await);
+    assert!(
+        rewrapped.starts_with(&format!("rewrapped {n},")),
+        "{rewrapped}"
+    );
+    let retired = ok(&run(&["keys", "retire", "k1"], b"", &env).await);
+    let retired = retired.trim().to_owned();
+    assert_eq!(
+        Keyring::parse(&retired)
+            .unwrap()
+            .ids()
+            .map(|k| k.as_str())
+            .collect::<Vec<_>>(),
+        ["k2"]
+    );
+    let env = [
+        ("CONSENTRY_DB", db_str),
+        ("CONSENTRY_KEYS", retired.as_str()),
+        ("CONSENTRY_REFRESH_MARGIN", "0"),
+    ];
+    assert_eq!(token(&id, &env).await, parallel[0]);
+
+    // Revoking the purpose: the token is refused again.
+    ok(&run(
+        &["consent", "revoke", &id, "reminders", "--user", "alice"],
+        b"",
+        &env,
+    )
+    .await);
+    let refused = run(
+        &["token", &id, "--purpose", "reminders", "--user", "alice"],
+        b"",
+        &env,
+    )
+    .await;
+    fails(&refused, 1);
+
     let report = ok(&run(&["disconnect", &id, "--user", "alice", "--json"], b"", &env).await);
     let report: serde_json::Value = serde_json::from_str(&report).unwrap();
     assert_eq!(report["refresh_token"]["result"], "revoked", "{report}");
