@@ -1,8 +1,8 @@
 //! The usage log's in-memory buffer and its background flush.
 //!
 //! `verify` appends an entry under a short `std` mutex and returns. When
-//! the buffer goes from empty to non-empty, a Tokio task is spawned that
-//! writes everything buffered, in one store call, and keeps writing what
+//! the buffer goes from empty to non-empty, a Tokio task is spawned that,
+//! after a 5 ms linger, writes everything buffered, in one store call, and keeps writing what
 //! accumulated meanwhile until the buffer is empty. When the buffer is
 //! full, the call that filled it writes the batch inline (backpressure:
 //! no entry is dropped for lack of room). No lock is held across a write,
@@ -15,6 +15,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use crate::error::Result;
 use crate::store::{ApiTokenStore, ApiTokenUsage};
 
+/// How long the background task waits before its first write, so that a
+/// burst of verifications is written in one transaction.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(5);
 /// The default buffer capacity.
 pub(super) const DEFAULT_CAPACITY: usize = 1024;
 /// The largest buffer capacity accepted.
@@ -130,6 +133,9 @@ impl UsageLog {
 
     /// The background task's body: write until the buffer is empty.
     pub(super) async fn drain(self: Arc<Self>, store: Arc<dyn ApiTokenStore>) {
+        // Let a burst of verifications gather first: one write per burst,
+        // not one per verification (`flush` takes the buffer itself).
+        tokio::time::sleep(LINGER).await;
         loop {
             let batch = {
                 let mut b = self.buffer();

@@ -22,6 +22,8 @@ const BATCH: usize = 512;
 /// Queued entries past which `record` waits for the writer (back-pressure,
 /// never loss).
 pub(crate) const MAX_QUEUED: usize = 16 * 1024;
+/// How long a new writer waits for more entries before its first batch.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(5);
 /// How often a batch is re-linked when another writer moved the head.
 const MAX_CONFLICTS: usize = 32;
 
@@ -31,6 +33,8 @@ pub(crate) struct Appender {
     pub(crate) clock: Arc<dyn Clock>,
     state: Mutex<State>,
     progress: Arc<Notify>,
+    /// Wakes a lingering writer when somebody waits for its entries.
+    urgent: Notify,
 }
 
 #[derive(Default)]
@@ -45,6 +49,8 @@ struct State {
     head: Option<(u64, Vec<u8>)>,
     /// The last write error, until a write succeeds.
     error: Option<String>,
+    /// Somebody waits for queued entries: do not linger.
+    urgent: bool,
 }
 
 impl Appender {
@@ -55,6 +61,7 @@ impl Appender {
             clock,
             state: Mutex::new(State::default()),
             progress: Arc::new(Notify::new()),
+            urgent: Notify::new(),
         }
     }
 
@@ -93,6 +100,9 @@ impl Appender {
             Ok(handle) => {
                 let me = Arc::clone(self);
                 drop(handle.spawn(async move {
+                    // Let a burst of entries gather (one transaction per
+                    // burst, not per entry), unless somebody waits.
+                    me.linger().await;
                     me.drain().await;
                     // Let go of the store before telling the waiters, so a
                     // host that flushes, drops the log and closes its store
@@ -106,6 +116,20 @@ impl Appender {
                 self.drain().await;
                 self.progress.notify_waiters();
             }
+        }
+    }
+
+    /// Waits up to [`LINGER`] for more entries, unless somebody waits.
+    async fn linger(&self) {
+        let urgent = self.urgent.notified();
+        tokio::pin!(urgent);
+        urgent.as_mut().enable();
+        if self.state().urgent {
+            return;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(LINGER) => {}
+            () = urgent => {}
         }
     }
 
@@ -214,8 +238,11 @@ impl Appender {
             let run_here = {
                 let mut s = self.state();
                 if s.written >= ticket {
+                    s.urgent = false;
                     return Ok(());
                 }
+                s.urgent = true;
+                self.urgent.notify_one();
                 if s.writing {
                     false
                 } else if retried {
