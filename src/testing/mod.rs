@@ -264,7 +264,7 @@ token_pointer = "/next_page_token"
     /// ```
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] when the provider would show an error page
+    /// [`Error::InvalidInput`](crate::Error::InvalidInput) when the provider would show an error page
     /// rather than redirect: unknown client, unregistered redirect URI,
     /// malformed URL.
     pub fn authorize(&self, authorize_url: &Url, login: &str) -> Result<Url> {
