@@ -307,9 +307,18 @@ impl SqliteStore {
             exits,
             ..
         } = inner;
-        drop(writer);
+        // The readers close first and the writer last, alone: SQLite
+        // checkpoints the WAL only when the closing connection is the last
+        // one, and connections closing at the same moment each see the
+        // others and leave the WAL for the next open.
+        let mut exits = exits.into_iter();
+        let writer_exit = exits.next();
         drop(readers);
         for exit in exits {
+            exit.await?;
+        }
+        drop(writer);
+        if let Some(exit) = writer_exit {
             exit.await?;
         }
         Ok(())
