@@ -1,8 +1,9 @@
-//! The OAuth connect / token / disconnect flows against a real OpenID
-//! provider (`oidc-provider` from npm, started on 127.0.0.1 by the tests).
-//!
-//! Needs `npm ci --prefix tests/oidc` (see `tests/oidc/README.md`).
-#![cfg(all(feature = "sqlite", feature = "reqwest"))]
+//! The OAuth connect / token / disconnect flow suite, written once over
+//! [`support::providers::Provider`] and run against both
+//! `consentry::testing::TestProvider` and a real OpenID provider
+//! (`oidc-provider` from npm, started on 127.0.0.1; needs
+//! `npm ci --prefix tests/oidc`, see `tests/oidc/README.md`). A difference
+//! between the two is a bug in one of them.
 #![allow(clippy::unwrap_used)]
 
 mod support;
@@ -10,119 +11,19 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use consentry::clock::{Clock, ManualClock, SystemClock};
-use consentry::connector::{ClientAuth, OAuth2Connector};
+use consentry::clock::ManualClock;
 use consentry::events::EventKind;
-use consentry::http::ReqwestClient;
 use consentry::integrations::RevocationResult;
 use consentry::oauth::CallbackError;
 use consentry::secrecy::ExposeSecret;
-use consentry::secret::ClientSecret;
 use consentry::store::{
     ConnectionStore, ConsentStore, CredentialStore, RevocationStore, SqliteStore,
 };
-use consentry::vault::{CredentialKind, Keyring};
-use consentry::{
-    ConnectionStatus, ConnectorId, Error, ErrorKind, Integrations, Purpose, Scope, UserId,
-};
-use support::oidc::{OidcProvider, ProviderOptions, TestClient};
+use consentry::testing::TestClient;
+use consentry::vault::CredentialKind;
+use consentry::{ConnectionStatus, Error, ErrorKind, Purpose, Scope, UserId};
+use support::providers::{Provider, connect, connector_id, purpose, setup, setup_with};
 use url::Url;
-
-struct Setup {
-    provider: OidcProvider,
-    integrations: Integrations,
-    store: SqliteStore,
-    client: TestClient,
-    _dir: tempfile::TempDir,
-}
-
-fn connector_id() -> ConnectorId {
-    "oidc".parse().unwrap()
-}
-
-fn purpose() -> Purpose {
-    Purpose::new("reminders").unwrap()
-}
-
-async fn connector_for(provider: &OidcProvider, client: &TestClient) -> OAuth2Connector {
-    let http = ReqwestClient::new().unwrap();
-    let discovered = OAuth2Connector::discover(
-        connector_id(),
-        &provider.issuer(),
-        client.id.clone(),
-        client.secret.clone().map(ClientSecret::new),
-        &http,
-    )
-    .await
-    .unwrap();
-    let auth = match client.auth {
-        support::oidc::ClientAuth::Basic => ClientAuth::Basic,
-        support::oidc::ClientAuth::Post => ClientAuth::Post,
-        support::oidc::ClientAuth::None => ClientAuth::None,
-    };
-    discovered
-        .into_builder()
-        .client_auth(auth)
-        // oidc-provider honours offline_access only with prompt=consent.
-        .authorization_param("prompt", "consent")
-        .default_scopes(["openid", "email", "offline_access"].map(|s| Scope::new(s).unwrap()))
-        .build()
-        .unwrap()
-}
-
-async fn setup_with(
-    client: TestClient,
-    options: ProviderOptions,
-    clock: Arc<dyn Clock>,
-    margin: Duration,
-) -> Setup {
-    let provider = OidcProvider::start(options).await;
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path().join("oauth.db"))
-        .await
-        .unwrap();
-    let integrations = Integrations::builder()
-        .store(store.clone())
-        .keyring(Keyring::generate().unwrap())
-        .http(ReqwestClient::new().unwrap())
-        .connector(connector_for(&provider, &client).await)
-        .redirect_uri(provider.redirect_uri())
-        .clock(clock)
-        .refresh_margin(margin)
-        .build()
-        .unwrap();
-    Setup {
-        provider,
-        integrations,
-        store,
-        client,
-        _dir: dir,
-    }
-}
-
-async fn setup(client: TestClient) -> Setup {
-    setup_with(
-        client,
-        ProviderOptions::default(),
-        Arc::new(SystemClock),
-        Duration::from_secs(1),
-    )
-    .await
-}
-
-/// Runs the whole browser part and completes the connection.
-async fn connect(s: &Setup, user: &UserId, login: &str) -> consentry::Connection {
-    let start = s
-        .integrations
-        .begin_connect(user, &connector_id(), &[])
-        .await
-        .unwrap();
-    let callback = s.provider.authorize(&start.authorize_url, login).await;
-    s.integrations
-        .complete_connect(user, &callback)
-        .await
-        .unwrap()
-}
 
 /// How many connection and credential rows `user` has.
 async fn rows(store: &SqliteStore, user: &UserId) -> (usize, usize) {
@@ -132,14 +33,17 @@ async fn rows(store: &SqliteStore, user: &UserId) -> (usize, usize) {
     )
 }
 
-#[tokio::test]
-async fn code_flow_for_basic_post_and_public_clients() {
+const HOUR: Duration = Duration::from_secs(3_600);
+
+/// Code + PKCE for a basic, a post and a public client, consent, scopes,
+/// revoking consent, reconnecting the same and another account.
+async fn code_flow_for_basic_post_and_public_clients<P: Provider>() {
     for client in [
         TestClient::basic(),
         TestClient::post(),
         TestClient::public(),
     ] {
-        let s = setup(client.clone()).await;
+        let s = setup::<P>(client.clone(), HOUR, Duration::from_secs(1)).await;
         let user = UserId::in_tenant("acme", "ada").unwrap();
         let mut events = s.integrations.subscribe();
         let c = connect(&s, &user, "ada").await;
@@ -178,13 +82,15 @@ async fn code_flow_for_basic_post_and_public_clients() {
             .access_token(&user, &c.id, &purpose())
             .await
             .unwrap();
-        let info = s.provider.userinfo(token.secret.expose_secret()).await;
-        assert!(
-            info.status.is_success(),
-            "the provider accepts the token: {:?}",
-            info.body
+        assert_eq!(
+            s.provider
+                .userinfo_email(token.secret.expose_secret())
+                .await
+                .as_deref(),
+            Some("ada@example.test"),
+            "the provider accepts the token"
         );
-        assert_eq!(info.str("email"), Some("ada@example.test"));
+        assert!(!s.provider.userinfo_ok("not-a-token").await);
 
         // Required scopes are checked and named.
         let opts = consentry::integrations::TokenOptions::default()
@@ -243,18 +149,28 @@ async fn code_flow_for_basic_post_and_public_clients() {
         let other_account = connect(&s, &user, "bob").await;
         assert_ne!(other_account.id, c.id);
         assert_eq!(s.integrations.connections(&user).await.unwrap().len(), 2);
+
+        // The user declines: `access_denied`, nothing added.
+        let start = s
+            .integrations
+            .begin_connect(&user, &connector_id(), &[])
+            .await
+            .unwrap();
+        let denied = s.provider.decline(&start.authorize_url, "ada").await;
+        let e = s
+            .integrations
+            .complete_connect(&user, &denied)
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::AccessDenied, "{e:?}");
+        assert_eq!(s.integrations.connections(&user).await.unwrap().len(), 2);
     }
 }
+both!(code_flow_for_basic_post_and_public_clients);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn refresh_after_expiry_is_single_flight_for_200_callers() {
-    let s = setup_with(
-        TestClient::basic(),
-        ProviderOptions::default().access_token_ttl(Duration::from_secs(2)),
-        Arc::new(SystemClock),
-        Duration::ZERO,
-    )
-    .await;
+/// After expiry, 200 concurrent callers cause exactly one refresh grant.
+async fn refresh_after_expiry_is_single_flight_for_200_callers<P: Provider>() {
+    let s = setup::<P>(TestClient::basic(), Duration::from_secs(2), Duration::ZERO).await;
     let user = UserId::new("ada").unwrap();
     let c = connect(&s, &user, "ada").await;
     s.integrations
@@ -268,11 +184,7 @@ async fn refresh_after_expiry_is_single_flight_for_200_callers() {
         .unwrap();
     tokio::time::sleep(Duration::from_millis(2_100)).await;
     assert!(
-        !s.provider
-            .userinfo(first.secret.expose_secret())
-            .await
-            .status
-            .is_success(),
+        !s.provider.userinfo_ok(first.secret.expose_secret()).await,
         "expired for real"
     );
     s.provider.reset_stats().await;
@@ -291,13 +203,12 @@ async fn refresh_after_expiry_is_single_flight_for_200_callers() {
     tokens.dedup();
     assert_eq!(tokens.len(), 1, "every caller got the one refreshed token");
     assert_ne!(tokens[0], first.secret.expose_secret());
-    let stats = s.provider.stats().await;
     assert_eq!(
-        (stats.refresh_successes(), stats.refresh_failures()),
+        s.provider.refresh_counts().await,
         (1, 0),
         "exactly one refresh at the provider"
     );
-    assert!(s.provider.userinfo(&tokens[0]).await.status.is_success());
+    assert!(s.provider.userinfo_ok(&tokens[0]).await);
     let health = s
         .integrations
         .connection(&user, &c.id)
@@ -306,16 +217,16 @@ async fn refresh_after_expiry_is_single_flight_for_200_callers() {
         .health;
     assert!(health.last_refresh_ok.is_some() && health.consecutive_failures == 0);
 }
+both!(
+    refresh_after_expiry_is_single_flight_for_200_callers,
+    multi_thread
+);
 
-#[tokio::test]
-async fn a_refresh_token_reused_elsewhere_leads_to_reauth_required() {
-    let s = setup_with(
-        TestClient::basic(),
-        ProviderOptions::default().access_token_ttl(Duration::from_secs(1)),
-        Arc::new(SystemClock),
-        Duration::ZERO,
-    )
-    .await;
+/// A rotated refresh token used elsewhere: the stored one is now reused,
+/// the provider refuses it, the connection needs the user again, and no
+/// retry loop follows.
+async fn a_refresh_token_reused_elsewhere_leads_to_reauth_required<P: Provider>() {
+    let s = setup::<P>(TestClient::basic(), Duration::from_secs(1), Duration::ZERO).await;
     let user = UserId::new("ada").unwrap();
     let c = connect(&s, &user, "ada").await;
     s.integrations
@@ -332,11 +243,11 @@ async fn a_refresh_token_reused_elsewhere_leads_to_reauth_required() {
         .get(&user, &c.id, CredentialKind::RefreshToken)
         .await
         .unwrap();
-    let elsewhere = s
-        .provider
-        .refresh(&s.client, rt.value.expose_secret())
-        .await;
-    assert!(elsewhere.status.is_success());
+    assert!(
+        s.provider
+            .refresh_elsewhere(&s.client, rt.value.expose_secret())
+            .await
+    );
     tokio::time::sleep(Duration::from_millis(1_100)).await;
     s.provider.reset_stats().await;
 
@@ -360,11 +271,7 @@ async fn a_refresh_token_reused_elsewhere_leads_to_reauth_required() {
             .status,
         ConnectionStatus::ReauthRequired
     );
-    let stats = s.provider.stats().await;
-    assert_eq!(
-        (stats.refresh_successes(), stats.refresh_failures()),
-        (0, 1)
-    );
+    assert_eq!(s.provider.refresh_counts().await, (0, 1));
 
     // No retry loop: later calls fail at once without calling the provider.
     for _ in 0..5 {
@@ -377,7 +284,11 @@ async fn a_refresh_token_reused_elsewhere_leads_to_reauth_required() {
             ErrorKind::ReauthRequired
         );
     }
-    assert_eq!(s.provider.stats().await.refresh_attempts(), 1);
+    assert_eq!(
+        s.provider.refresh_counts().await,
+        (0, 1),
+        "one refresh attempt in all"
+    );
     // Connecting again recovers.
     let again = connect(&s, &user, "ada").await;
     assert_eq!(
@@ -391,10 +302,12 @@ async fn a_refresh_token_reused_elsewhere_leads_to_reauth_required() {
             .is_ok()
     );
 }
+both!(a_refresh_token_reused_elsewhere_leads_to_reauth_required);
 
-#[tokio::test]
-async fn disconnect_revokes_at_the_provider_and_deletes_everything() {
-    let s = setup(TestClient::post()).await;
+/// Disconnect revokes at the provider (introspection says inactive) and
+/// deletes everything locally.
+async fn disconnect_revokes_at_the_provider_and_deletes_everything<P: Provider>() {
+    let s = setup::<P>(TestClient::post(), HOUR, Duration::from_secs(1)).await;
     let user = UserId::new("ada").unwrap();
     let c = connect(&s, &user, "ada").await;
     s.integrations
@@ -413,7 +326,7 @@ async fn disconnect_revokes_at_the_provider_and_deletes_everything() {
         .await
         .unwrap()
         .value;
-    assert!(s.provider.is_active(&s.client, rt.expose_secret()).await);
+    assert!(s.provider.active(&s.client, rt.expose_secret()).await);
 
     let mut events = s.integrations.subscribe();
     let report = s.integrations.disconnect(&user, &c.id).await.unwrap();
@@ -434,10 +347,10 @@ async fn disconnect_revokes_at_the_provider_and_deletes_everything() {
     );
     assert_eq!(report.consent_entries_deleted, 1);
     // Introspection proves the revocation.
-    assert!(!s.provider.is_active(&s.client, rt.expose_secret()).await);
+    assert!(!s.provider.active(&s.client, rt.expose_secret()).await);
     assert!(
         !s.provider
-            .is_active(&s.client, at.secret.expose_secret())
+            .active(&s.client, at.secret.expose_secret())
             .await
     );
     // Nothing of the connection is left.
@@ -467,13 +380,17 @@ async fn disconnect_revokes_at_the_provider_and_deletes_everything() {
         ErrorKind::NotFound
     );
 }
+both!(disconnect_revokes_at_the_provider_and_deletes_everything);
 
-#[tokio::test]
-async fn disconnect_with_the_provider_down_deletes_locally_and_queues_the_revocation() {
+/// With the provider down, disconnect deletes locally and queues the
+/// revocations; maintenance retries them until the provider is back.
+async fn disconnect_with_the_provider_down_deletes_locally_and_queues_the_revocation<
+    P: Provider,
+>() {
     let clock = ManualClock::starting_now();
-    let s = setup_with(
+    let s = setup_with::<P>(
         TestClient::basic(),
-        ProviderOptions::default(),
+        HOUR,
         Arc::new(clock.clone()),
         Duration::from_secs(1),
     )
@@ -524,13 +441,15 @@ async fn disconnect_with_the_provider_down_deletes_locally_and_queues_the_revoca
     assert_eq!(round.revocations_finished, 2, "{round:?}");
     assert!(s.store.user_revocations(&user).await.unwrap().is_empty());
 }
+both!(disconnect_with_the_provider_down_deletes_locally_and_queues_the_revocation);
 
-#[tokio::test]
-async fn callback_attacks_are_typed_errors_and_write_nothing() {
+/// Missing, unknown, foreign, mismatched-`iss`, replayed, declined and
+/// expired callbacks, and a used code: typed errors, nothing written.
+async fn callback_attacks_are_typed_errors_and_write_nothing<P: Provider>() {
     let clock = ManualClock::starting_now();
-    let s = setup_with(
+    let s = setup_with::<P>(
         TestClient::basic(),
-        ProviderOptions::default(),
+        HOUR,
         Arc::new(clock.clone()),
         Duration::from_secs(1),
     )
@@ -564,7 +483,7 @@ async fn callback_attacks_are_typed_errors_and_write_nothing() {
         .begin_connect(&user, &connector_id(), &[])
         .await
         .unwrap();
-    let callback = s.provider.authorize(&start.authorize_url, "ada").await;
+    let callback = s.provider.approve(&start.authorize_url, "ada").await;
     let e = s
         .integrations
         .complete_connect(&mallory, &callback)
@@ -608,7 +527,7 @@ async fn callback_attacks_are_typed_errors_and_write_nothing() {
         .begin_connect(&user, &connector_id(), &[])
         .await
         .unwrap();
-    let callback = s.provider.authorize(&start.authorize_url, "ada").await;
+    let callback = s.provider.approve(&start.authorize_url, "ada").await;
     let c = s
         .integrations
         .complete_connect(&user, &callback)
@@ -661,7 +580,7 @@ async fn callback_attacks_are_typed_errors_and_write_nothing() {
         .begin_connect(&user, &connector_id(), &[])
         .await
         .unwrap();
-    let denied = s.provider.authorize_deny(&start.authorize_url, "ada").await;
+    let denied = s.provider.decline(&start.authorize_url, "ada").await;
     let e = s
         .integrations
         .complete_connect(&user, &denied)
@@ -676,7 +595,7 @@ async fn callback_attacks_are_typed_errors_and_write_nothing() {
         .begin_connect(&user, &connector_id(), &[])
         .await
         .unwrap();
-    let callback = s.provider.authorize(&start.authorize_url, "ada").await;
+    let callback = s.provider.approve(&start.authorize_url, "ada").await;
     clock.advance(Duration::from_secs(10 * 60 + 1));
     let e = s
         .integrations
@@ -686,3 +605,4 @@ async fn callback_attacks_are_typed_errors_and_write_nothing() {
     assert_eq!(callback_error(e), CallbackError::InvalidState);
     assert_eq!(rows(&s.store, &user).await, (0, 0));
 }
+both!(callback_attacks_are_typed_errors_and_write_nothing);

@@ -4,11 +4,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::sync::oneshot;
 use url::Url;
 
 use super::state::{Inner, State};
-use super::{TestClient, TestProvider, authorize, resources, token};
+use super::{TestClient, TestProvider, resources};
 use crate::error::{Error, Result};
 
 /// Options for a [`TestProvider`] ([`TestProvider::builder`]).
@@ -181,25 +180,13 @@ impl TestProviderBuilder {
             ..Inner::default()
         };
         let state = Arc::new(State::new(issuer.clone(), inner)?);
-        let app = authorize::routes()
-            .merge(token::routes())
-            .merge(resources::routes())
-            .layer(axum::extract::DefaultBodyLimit::max(token::MAX_FORM_BYTES))
-            .with_state(state.clone());
-        let (tx, rx) = oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = rx.await;
-                })
-                .await;
-        });
+        let server = super::Server::serve(listener, state.clone());
         let issuer = Url::parse(&issuer).map_err(|_| Error::Internal("test provider issuer"))?;
         Ok(TestProvider {
             state,
             addr,
             issuer,
-            _shutdown: tx,
+            server: tokio::sync::Mutex::new(Some(server)),
         })
     }
 }

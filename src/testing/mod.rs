@@ -98,7 +98,36 @@ pub struct TestProvider {
     state: Arc<State>,
     addr: SocketAddr,
     issuer: Url,
-    _shutdown: oneshot::Sender<()>,
+    /// The running server; `None` between [`TestProvider::stop`] and
+    /// [`TestProvider::restart`].
+    server: tokio::sync::Mutex<Option<Server>>,
+}
+
+/// One run of the HTTP server: stopped by sending on `stop`, finished when
+/// `done` ends.
+#[derive(Debug)]
+struct Server {
+    stop: oneshot::Sender<()>,
+    done: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    fn serve(listener: tokio::net::TcpListener, state: Arc<State>) -> Self {
+        let app = authorize::routes()
+            .merge(token::routes())
+            .merge(resources::routes())
+            .layer(axum::extract::DefaultBodyLimit::max(token::MAX_FORM_BYTES))
+            .with_state(state);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let done = tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        Self { stop, done }
+    }
 }
 
 impl TestProvider {
@@ -411,5 +440,56 @@ token_pointer = "/next_page_token"
             inner.revoke_grant(*id);
         }
         ids.len()
+    }
+
+    /// Stops serving, as a provider that is down: connections to its port
+    /// are refused until [`restart`](Self::restart). Grants, tokens and
+    /// stats are kept. Waits until the server has stopped; stopping a
+    /// stopped provider does nothing.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let p = consentry::testing::TestProvider::start().await?;
+    /// p.stop().await;
+    /// assert!(std::net::TcpStream::connect(("127.0.0.1", p.port())).is_err());
+    /// p.restart().await?;
+    /// assert!(std::net::TcpStream::connect(("127.0.0.1", p.port())).is_ok());
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn stop(&self) {
+        let Some(server) = self.server.lock().await.take() else {
+            return;
+        };
+        let _ = server.stop.send(());
+        let _ = server.done.await;
+    }
+
+    /// Serves again on the same port, with the same state, after
+    /// [`stop`](Self::stop); does nothing while it is serving.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let p = consentry::testing::TestProvider::start().await?;
+    /// p.stop().await;
+    /// p.restart().await?;
+    /// p.restart().await?; // already serving
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Storage`](crate::Error::Storage) if the port cannot be bound
+    /// again (another program took it).
+    pub async fn restart(&self) -> Result<()> {
+        let mut server = self.server.lock().await;
+        if server.is_some() {
+            return Ok(());
+        }
+        let listener = tokio::net::TcpListener::bind(self.addr)
+            .await
+            .map_err(|e| crate::Error::storage("binding the test provider's port again", e))?;
+        *server = Some(Server::serve(listener, self.state.clone()));
+        Ok(())
     }
 }

@@ -6,3 +6,5 @@
 
 pub(crate) mod http_server;
 pub(crate) mod oidc;
+#[cfg(feature = "testing")]
+pub(crate) mod providers;
