@@ -6,6 +6,8 @@
 //! A flow written as `async fn flow<P: Provider>()` runs against both with
 //! [`both!`](crate::both).
 
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 use std::time::Duration;
 
