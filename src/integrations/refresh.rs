@@ -248,8 +248,22 @@ impl Integrations {
             .open(user, connection, CredentialKind::RefreshToken, &rt_row)
             .await?;
         let request = oauth::refresh_token_request(config, &RefreshToken::from(rt.value), None)?;
+        // A 429 or 503 may say how long to stay away (RFC 9110 §10.2.3):
+        // the next attempt waits at least that long (bounded at 24 h).
+        let mut provider_wait = None;
         let result = match self.inner.http.send(request).await {
-            Ok(response) => oauth::parse_token_response(config, &response),
+            Ok(response) => {
+                let status = response.status().as_u16();
+                if status == 429 || status == 503 {
+                    provider_wait = crate::sync::retry_after(response.headers(), self.now());
+                }
+                match oauth::parse_token_response(config, &response) {
+                    Err(_) if status == 429 => Err(Error::RateLimited {
+                        retry_after: provider_wait,
+                    }),
+                    other => other,
+                }
+            }
             Err(e) => Err(e.into()),
         };
         let now = self.now();
@@ -273,7 +287,7 @@ impl Integrations {
                 })
             }
             Err(e) => {
-                self.mark_failed(c, &e, now).await?;
+                self.mark_failed(c, &e, now, provider_wait).await?;
                 match access {
                     // A transient failure while the token still works.
                     Some(at)
@@ -433,14 +447,25 @@ impl Integrations {
             .await
     }
 
-    async fn mark_failed(&self, c: &Connection, e: &Error, now: SystemTime) -> Result<()> {
+    /// Records a failed refresh: `Degraded`, and no new attempt before the
+    /// backoff or the provider's `Retry-After` (`provider_wait`), whichever
+    /// is longer.
+    async fn mark_failed(
+        &self,
+        c: &Connection,
+        e: &Error,
+        now: SystemTime,
+        provider_wait: Option<Duration>,
+    ) -> Result<()> {
         let failures = c.health.consecutive_failures.saturating_add(1);
         let mut next = c.clone();
         next.status = ConnectionStatus::Degraded;
         next.health.last_refresh_failed = Some(now);
         next.health.last_error = Some(e.to_string().chars().take(300).collect());
         next.health.consecutive_failures = failures;
-        next.health.retry_after = Some(now + backoff(failures, self.inner.options.max_backoff));
+        let wait = backoff(failures, self.inner.options.max_backoff)
+            .max(provider_wait.unwrap_or_default());
+        next.health.retry_after = Some(now + wait);
         next.updated_at = now;
         self.record_failure(next, EventKind::RefreshFailed, e.kind().as_str())
             .await
