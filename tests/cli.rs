@@ -430,3 +430,98 @@ fn contains(db: &Path, needle: &[u8]) -> bool {
         bytes.windows(needle.len()).any(|w| w == needle)
     })
 }
+
+/// Runs `args` under `script`, so the binary's stdout and stderr are a
+/// terminal; returns everything it drew.
+async fn on_a_terminal(shell_command: &str, env: &[(&str, &str)]) -> String {
+    let mut c = tokio::process::Command::new("script");
+    c.args(["-qec", shell_command, "/dev/null"])
+        .envs(env.iter().copied())
+        .env("TERM", "xterm")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let out = c.output().await.unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn rewrap_and_export_show_progress_on_a_terminal_and_none_when_piped() {
+    use consentry::secrecy::SecretString;
+    use consentry::store::SqliteStore;
+    use consentry::vault::{CredentialKind, Vault};
+    use consentry::{ConnectionId, UserId};
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        panic!("`script` (util-linux) is needed to give the binary a terminal");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("c.db");
+    let db_str = db.to_str().unwrap();
+    let keys = Keyring::generate().unwrap();
+    // 600 users, one data key each, under k1.
+    let store = SqliteStore::open(&db).await.unwrap();
+    let vault = Vault::new(store.clone(), keys.clone());
+    for i in 0..600 {
+        let user = UserId::new(format!("user{i}")).unwrap();
+        vault
+            .put(
+                &user,
+                &ConnectionId::new("c").unwrap(),
+                CredentialKind::ApiKey,
+                SecretString::from("k".to_owned()),
+            )
+            .await
+            .unwrap();
+    }
+    drop(vault);
+    store.close().await.unwrap();
+    let exported = keys.export();
+    let rotated = ok(&run(
+        &["keys", "rotate"],
+        b"",
+        &[("CONSENTRY_KEYS", exported.expose_secret())],
+    )
+    .await);
+    let rotated = rotated.trim().to_owned();
+    let env = [
+        ("CONSENTRY_DB", db_str),
+        ("CONSENTRY_KEYS", rotated.as_str()),
+    ];
+
+    // Piped: the result only, no bar.
+    let piped = run(&["export", "user1"], b"", &env).await;
+    assert!(piped.status.success());
+    assert!(stderr(&piped).is_empty(), "{:?}", stderr(&piped));
+
+    // On a terminal: a bar with the total, then the result.
+    let drawn = on_a_terminal(&format!("{BIN} keys rewrap"), &env).await;
+    assert!(drawn.contains("re-wrapping data keys"), "{drawn:?}");
+    assert!(drawn.contains("/600"), "the total is shown: {drawn:?}");
+    assert!(
+        drawn.contains("rewrapped 600, skipped 0, failed 0"),
+        "{drawn:?}"
+    );
+    let out = dir.path().join("export.json");
+    let drawn = on_a_terminal(&format!("{BIN} export user1 > {}", out.display()), &env).await;
+    assert!(drawn.contains("exporting user1"), "{drawn:?}");
+    let file = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        file.contains("user1") && !file.contains("exporting"),
+        "{file}"
+    );
+
+    // Piped again: nothing left to rewrap, and no bar.
+    let again = run(&["keys", "rewrap"], b"", &env).await;
+    assert_eq!(ok(&again).trim(), "rewrapped 0, skipped 0, failed 0");
+    assert!(stderr(&again).is_empty(), "{:?}", stderr(&again));
+}

@@ -98,7 +98,31 @@ impl Integrations {
     /// # }).unwrap();
     /// ```
     pub async fn rewrap(&self) -> Result<RewrapReport> {
-        let result = self.inner.vault.rewrap().await;
+        self.rewrap_with_progress(|_| {}).await
+    }
+
+    /// [`rewrap`](Self::rewrap), calling `progress` after each batch
+    /// ([`Vault::rewrap_with_progress`](crate::vault::Vault::rewrap_with_progress)).
+    ///
+    /// # Errors
+    /// As [`Vault::rewrap`](crate::vault::Vault::rewrap).
+    ///
+    /// ```
+    /// # use consentry::integrations::doc_support;
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # let integrations = doc_support::integrations()?;
+    /// integrations.set_keyring(integrations.vault().keyring().rotated()?).await;
+    /// let mut batches = 0;
+    /// let report = integrations.rewrap_with_progress(|_| batches += 1).await?;
+    /// assert!(report.is_complete() && batches <= 1);
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn rewrap_with_progress(
+        &self,
+        progress: impl FnMut(&RewrapReport) + Send,
+    ) -> Result<RewrapReport> {
+        let result = self.inner.vault.rewrap_with_progress(progress).await;
         let mut event = self
             .audit_system("key.rewrapped")
             .outcome(Outcome::of(&result));

@@ -647,6 +647,39 @@ impl Vault {
     /// # }).unwrap();
     /// ```
     pub async fn rewrap(&self) -> Result<RewrapReport> {
+        self.rewrap_with_progress(|_| {}).await
+    }
+
+    /// [`rewrap`](Self::rewrap), calling `progress` with the report so far
+    /// after each batch (of 256 data keys), e.g. to drive a progress bar;
+    /// [`key_usage`](Self::key_usage) before the run gives the total.
+    ///
+    /// # Errors
+    /// As [`rewrap`](Self::rewrap).
+    ///
+    /// ```
+    /// # use consentry::{ConnectionId, UserId};
+    /// # use consentry::secrecy::SecretString;
+    /// # use consentry::store::MemoryStore;
+    /// # use consentry::vault::{CredentialKind, Keyring, Vault};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let vault = Vault::new(MemoryStore::new(), Keyring::generate()?);
+    /// for i in 0..300 {
+    ///     let (u, c) = (UserId::new(format!("u{i}"))?, ConnectionId::new("c")?);
+    ///     vault.put(&u, &c, CredentialKind::AccessToken, SecretString::from("t")).await?;
+    /// }
+    /// vault.set_keyring(vault.keyring().rotated()?);
+    /// let mut seen = Vec::new();
+    /// let report = vault.rewrap_with_progress(|so_far| seen.push(so_far.processed())).await?;
+    /// assert_eq!(seen, [256, 300]); // after each batch
+    /// assert_eq!(report.rewrapped, 300);
+    /// # Ok::<(), consentry::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn rewrap_with_progress(
+        &self,
+        mut progress: impl FnMut(&RewrapReport) + Send,
+    ) -> Result<RewrapReport> {
         let ring = self.keyring();
         let (primary_id, primary) = ring.primary_key();
         let mut report = RewrapReport::default();
@@ -687,6 +720,9 @@ impl Vault {
                     Err(Error::Decrypt { .. }) => report.failed += 1,
                     Err(other) => return Err(other),
                 }
+            }
+            if !batch.is_empty() {
+                progress(&report);
             }
             match batch.into_iter().last() {
                 Some((owner, _)) if full => after = Some(owner),

@@ -318,6 +318,17 @@ impl RewrapReport {
     pub fn is_complete(&self) -> bool {
         self.missing_keys.is_empty() && self.failed == 0
     }
+
+    /// Data keys looked at so far: re-wrapped, skipped, under a missing
+    /// key or failed.
+    ///
+    /// ```
+    /// let report = consentry::vault::RewrapReport::default();
+    /// assert_eq!(report.processed(), 0);
+    /// ```
+    pub fn processed(&self) -> u64 {
+        self.rewrapped + self.skipped + self.failed + self.missing_keys.values().sum::<u64>()
+    }
 }
 
 /// What [`Vault::erase_user`] did.

@@ -86,14 +86,37 @@ async fn usage(g: &Global) -> CliResult {
 
 async fn rewrap(g: &Global) -> CliResult {
     let integrations = crate::store::integrations(g, Vec::new(), None).await?;
-    let spinner = interactive().then(|| {
-        let bar = indicatif::ProgressBar::new_spinner();
-        bar.set_message("re-wrapping data keys");
-        bar.enable_steady_tick(Duration::from_millis(100));
-        bar
-    });
-    let result = integrations.rewrap().await;
-    if let Some(bar) = spinner {
+    let bar = if interactive() {
+        // The total: data keys under any key but the primary.
+        let primary = integrations.vault().keyring().primary().clone();
+        let total: u64 = integrations
+            .vault()
+            .key_usage()
+            .await?
+            .iter()
+            .filter(|(id, _)| **id != primary)
+            .map(|(_, n)| *n)
+            .sum();
+        let bar = indicatif::ProgressBar::new(total);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "re-wrapping data keys {bar:30} {pos}/{len} ({eta} left)",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar.enable_steady_tick(Duration::from_millis(200));
+        Some(bar)
+    } else {
+        None
+    };
+    let result = integrations
+        .rewrap_with_progress(|so_far| {
+            if let Some(bar) = &bar {
+                bar.set_position(so_far.processed());
+            }
+        })
+        .await;
+    if let Some(bar) = bar {
         bar.finish_and_clear();
     }
     let report = result?;

@@ -9,6 +9,7 @@
 //! later command overrides it.
 
 use std::collections::BTreeMap;
+use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -419,10 +420,65 @@ pub(crate) async fn export(g: &Global, args: ExportArgs) -> CliResult {
         ExportFormat::Csv => Format::Csv,
     };
     let integrations = integrations(g, Vec::new(), None).await?;
-    let mut out = tokio::io::stdout();
-    integrations.export(&user, format, &mut out).await?;
+    // The export goes to stdout, usually redirected to a file: the
+    // progress (bytes written) goes to stderr when that is a terminal.
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} exporting {msg}: {binary_bytes} written ({elapsed})",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        bar.set_message(user.to_string());
+        bar.enable_steady_tick(Duration::from_millis(100));
+        bar
+    });
+    let mut out = Counting {
+        inner: tokio::io::stdout(),
+        bar: bar.clone(),
+    };
+    let result = integrations.export(&user, format, &mut out).await;
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    result?;
     tokio::io::AsyncWriteExt::flush(&mut out)
         .await
         .map_err(|e| Failure::other(format!("writing the export: {e}")))?;
     flush(&integrations).await
+}
+
+/// A writer that advances a progress bar by the bytes written through it.
+struct Counting<W> {
+    inner: W,
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl<W: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Counting<W> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let (std::task::Poll::Ready(Ok(n)), Some(bar)) = (&polled, &self.bar) {
+            bar.inc(*n as u64);
+        }
+        polled
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }
