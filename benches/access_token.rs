@@ -11,7 +11,9 @@
 //!   consent + credential, one decryption), on a current-thread and on a
 //!   2-worker tokio runtime. The `_spin0` variants do the same on a store
 //!   opened with `SqliteOptions::spin(Duration::ZERO)` (caller and SQLite
-//!   worker park at once instead of polling for each other first).
+//!   worker park at once instead of polling for each other first). The
+//!   `_audit_off` variant runs with `IntegrationsBuilder::audit(false)`: the
+//!   difference is what the queued `credential.read` audit entry costs.
 //! - `refresh/loopback_round_trip`: one GET to the same loopback server.
 //! - `refresh/single_caller`: one caller, expired token: a refresh grant
 //!   against a loopback token endpoint plus the store write.
@@ -114,6 +116,7 @@ async fn connected(
     clock: &ManualClock,
     user: &UserId,
     purpose: &Purpose,
+    audit: bool,
 ) -> (Integrations, ConnectionId) {
     let base = format!("http://127.0.0.1:{port}");
     let connector = OAuth2Connector::builder("loopback".parse().unwrap())
@@ -133,6 +136,7 @@ async fn connected(
         .connector(connector)
         .redirect_uri(Url::parse("http://127.0.0.1/cb").unwrap())
         .clock(clock.clone())
+        .audit(audit)
         .build()
         .unwrap();
     let start = integrations
@@ -182,6 +186,18 @@ fn bench(c: &mut Criterion) {
         &clock,
         &user,
         &purpose,
+        true,
+    ));
+    // The same without the audit log (`IntegrationsBuilder::audit(false)`),
+    // to see what the `credential.read` entry costs.
+    let (integrations_noaudit, connection_noaudit) = rt.block_on(connected(
+        dir.path().join("bench-noaudit.db"),
+        SqliteOptions::default(),
+        port,
+        &clock,
+        &user,
+        &purpose,
+        false,
     ));
     // The same on a store whose caller and worker do not poll for each
     // other (`SqliteOptions::spin(ZERO)`): for the loaded-machine case.
@@ -192,6 +208,7 @@ fn bench(c: &mut Criterion) {
         &clock,
         &user,
         &purpose,
+        true,
     ));
 
     // --- the floor: vault get on a bare table ----------------------------
@@ -243,6 +260,16 @@ fn bench(c: &mut Criterion) {
             black_box(
                 integrations
                     .access_token(&user, &connection, &purpose)
+                    .await
+                    .unwrap(),
+            )
+        })
+    });
+    g.bench_function("access_token/valid_sqlite_current_thread_rt_audit_off", |b| {
+        b.to_async(&current).iter(|| async {
+            black_box(
+                integrations_noaudit
+                    .access_token(&user, &connection_noaudit, &purpose)
                     .await
                     .unwrap(),
             )
