@@ -13,7 +13,11 @@
 //!   opened with `SqliteOptions::spin(Duration::ZERO)` (caller and SQLite
 //!   worker park at once instead of polling for each other first). The
 //!   `_audit_off` variant runs with `IntegrationsBuilder::audit(false)`: the
-//!   difference is what the queued `credential.read` audit entry costs.
+//!   difference is what the queued `credential.read` audit entry costs. In
+//!   the loop every call is identical, so the audit log merges the entries
+//!   (`AuditLog::record`); `_distinct_requests` runs each call in its own
+//!   `RequestContext` (a new request id), so every call writes its own
+//!   entry, as in a web server.
 //! - `refresh/loopback_round_trip`: one GET to the same loopback server.
 //! - `refresh/single_caller`: one caller, expired token: a refresh grant
 //!   against a loopback token endpoint plus the store write.
@@ -265,16 +269,42 @@ fn bench(c: &mut Criterion) {
             )
         })
     });
-    g.bench_function("access_token/valid_sqlite_current_thread_rt_audit_off", |b| {
-        b.to_async(&current).iter(|| async {
-            black_box(
-                integrations_noaudit
-                    .access_token(&user, &connection_noaudit, &purpose)
-                    .await
-                    .unwrap(),
-            )
-        })
-    });
+    // Each call in its own request context (a distinct request id), as in
+    // a web server: no two audit entries are identical, none is merged.
+    let mut request = 0u64;
+    g.bench_function(
+        "access_token/valid_sqlite_current_thread_rt_distinct_requests",
+        |b| {
+            b.to_async(&current).iter(|| {
+                request += 1;
+                let ctx =
+                    consentry::audit::RequestContext::new().request_id(format!("req-{request}"));
+                let (integrations, user, connection, purpose) =
+                    (&integrations, &user, &connection, &purpose);
+                ctx.scope(async move {
+                    black_box(
+                        integrations
+                            .access_token(user, connection, purpose)
+                            .await
+                            .unwrap(),
+                    )
+                })
+            })
+        },
+    );
+    g.bench_function(
+        "access_token/valid_sqlite_current_thread_rt_audit_off",
+        |b| {
+            b.to_async(&current).iter(|| async {
+                black_box(
+                    integrations_noaudit
+                        .access_token(&user, &connection_noaudit, &purpose)
+                        .await
+                        .unwrap(),
+                )
+            })
+        },
+    );
     g.bench_function("access_token/valid_sqlite_multi_thread_rt", |b| {
         b.to_async(&rt).iter(|| async {
             black_box(

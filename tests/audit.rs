@@ -429,3 +429,78 @@ async fn bad_events_are_typed_errors_and_context_values_are_bounded() {
     assert_eq!(entry.actor, AuditActor::Service("web".into()));
     assert_eq!(log.verify().await.unwrap().entries, 1);
 }
+
+#[tokio::test]
+async fn identical_queued_events_share_one_entry_and_others_stay_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("coalesce.db"))
+        .await
+        .unwrap();
+    let clock = ManualClock::new(UNIX_EPOCH + Duration::from_secs(1_700_000_000));
+    let log = AuditLog::new(store.clone(), Keyring::generate().unwrap()).with_clock(clock.clone());
+    let alice = user(0);
+    let read = |request: &str| {
+        AuditEvent::new("credential.read", AuditActor::User(alice.clone()))
+            .unwrap()
+            .subject(&alice)
+            .resource("connection:c1")
+            .detail("purpose", "matching")
+            .context(RequestContext::new().request_id(request))
+    };
+    // 50 identical reads, a millisecond apart: one entry.
+    for _ in 0..50 {
+        log.record(read("job-1")).await.unwrap();
+        clock.advance(Duration::from_millis(1));
+    }
+    // A different request id, a different outcome, a durable one: apart.
+    log.record(read("job-2")).await.unwrap();
+    log.record(read("job-2").outcome(Outcome::Denied))
+        .await
+        .unwrap();
+    log.record_durable(read("job-2").outcome(Outcome::Denied))
+        .await
+        .unwrap();
+    // Alternating events never merge.
+    for n in 0..4 {
+        log.record(read(if n % 2 == 0 { "a" } else { "b" }))
+            .await
+            .unwrap();
+    }
+    log.flush().await.unwrap();
+    let entries = log.query(&AuditQuery::default()).await.unwrap().entries;
+    let summary: Vec<(Option<&str>, Outcome, Option<u64>)> = entries
+        .iter()
+        .map(|e| {
+            (
+                e.request_id.as_deref(),
+                e.outcome,
+                e.details["count"].as_u64(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (Some("job-1"), Outcome::Success, Some(50)),
+            (Some("job-2"), Outcome::Success, None),
+            (Some("job-2"), Outcome::Denied, None),
+            (Some("job-2"), Outcome::Denied, None),
+            (Some("a"), Outcome::Success, None),
+            (Some("b"), Outcome::Success, None),
+            (Some("a"), Outcome::Success, None),
+            (Some("b"), Outcome::Success, None),
+        ]
+    );
+    let merged = &entries[0];
+    assert_eq!(merged.details["first_at"], 1_700_000_000_000u64);
+    assert_eq!(
+        merged.at,
+        UNIX_EPOCH + Duration::from_millis(1_700_000_000_000 + 49),
+        "the entry's time is the last event's"
+    );
+    assert_eq!(merged.details["purpose"], "matching");
+    // The merged entry is chained and MAC'ed like any other.
+    assert_eq!(log.verify().await.unwrap().entries, 8);
+    drop(log);
+    store.close().await.unwrap();
+}

@@ -26,6 +26,32 @@ pub(crate) const MAX_QUEUED: usize = 16 * 1024;
 const LINGER: std::time::Duration = std::time::Duration::from_millis(5);
 /// How often a batch is re-linked when another writer moved the head.
 const MAX_CONFLICTS: usize = 32;
+/// The most identical queued events one entry stands for.
+const MAX_COALESCED: u64 = 10_000;
+
+/// A queued event: `count` identical ones from `first_at` to `at`.
+struct Queued {
+    event: AuditEvent,
+    first_at: SystemTime,
+    at: SystemTime,
+    count: u64,
+}
+
+impl Queued {
+    /// The stored form; an entry standing for several events says how many
+    /// (`count`) and since when (`first_at`, Unix milliseconds).
+    fn to_stored(&self) -> StoredAuditEntry {
+        let mut event = self.event.clone();
+        if self.count > 1 {
+            event.details.insert("count".into(), self.count.into());
+            event.details.insert(
+                "first_at".into(),
+                crate::clock::unix_millis(self.first_at).into(),
+            );
+        }
+        event.into_stored(self.at)
+    }
+}
 
 pub(crate) struct Appender {
     pub(crate) store: Arc<dyn AuditStore>,
@@ -39,7 +65,7 @@ pub(crate) struct Appender {
 
 #[derive(Default)]
 struct State {
-    queue: VecDeque<(AuditEvent, SystemTime)>,
+    queue: VecDeque<Queued>,
     /// Tickets handed out (one per queued entry).
     queued: u64,
     /// Tickets written.
@@ -70,7 +96,13 @@ impl Appender {
     }
 
     /// Queues `event` and makes sure a writer runs; returns its ticket.
-    pub(crate) async fn push(self: &Arc<Self>, mut event: AuditEvent) -> Result<u64> {
+    /// With `coalesce`, an event identical to the last one queued (and not
+    /// yet taken by the writer) joins its entry instead of adding one.
+    pub(crate) async fn push(
+        self: &Arc<Self>,
+        mut event: AuditEvent,
+        coalesce: bool,
+    ) -> Result<u64> {
         let at = self.clock.now();
         // The writer runs on another task: take the caller's context now.
         if event.context.is_none() {
@@ -78,7 +110,20 @@ impl Appender {
         }
         let (ticket, start, full) = {
             let mut s = self.state();
-            s.queue.push_back((event, at));
+            match s.queue.back_mut() {
+                Some(last)
+                    if coalesce && last.count < MAX_COALESCED && last.event.same_as(&event) =>
+                {
+                    last.count += 1;
+                    last.at = at;
+                }
+                _ => s.queue.push_back(Queued {
+                    event,
+                    first_at: at,
+                    at,
+                    count: 1,
+                }),
+            }
             s.queued += 1;
             let start = !s.writing;
             s.writing = true;
@@ -151,7 +196,7 @@ impl Appender {
                 let mut s = self.state();
                 match result {
                     Ok(new_head) => {
-                        s.written += batch.len() as u64;
+                        s.written += batch.iter().map(|q| q.count).sum::<u64>();
                         s.head = Some(new_head);
                         s.error = None;
                         if s.queue.is_empty() {
@@ -178,7 +223,7 @@ impl Appender {
     /// tries again when another writer got there first.
     async fn write(
         &self,
-        batch: &[(AuditEvent, SystemTime)],
+        batch: &[Queued],
         mut head: Option<(u64, Vec<u8>)>,
     ) -> Result<(u64, Vec<u8>)> {
         let keyring = self.keys.resolve().await?;
@@ -195,8 +240,8 @@ impl Appender {
             let key_id = keys.primary().to_owned();
             let mut entries: Vec<StoredAuditEntry> = Vec::with_capacity(batch.len());
             let mut last = prev;
-            for (i, (event, at)) in batch.iter().enumerate() {
-                let mut e = event.clone().into_stored(*at);
+            for (i, queued) in batch.iter().enumerate() {
+                let mut e = queued.to_stored();
                 e.seq = seq + 1 + i as u64;
                 e.key_id.clone_from(&key_id);
                 e.prev_hash = last;

@@ -325,6 +325,18 @@ impl AuditEvent {
     }
 
     /// The stored form of everything but the chain fields.
+    /// Whether `other` records the same thing: every field but the time
+    /// (the request context included).
+    pub(crate) fn same_as(&self, other: &Self) -> bool {
+        self.action == other.action
+            && self.actor == other.actor
+            && self.subject == other.subject
+            && self.resource == other.resource
+            && self.outcome == other.outcome
+            && self.details == other.details
+            && self.context == other.context
+    }
+
     pub(crate) fn into_stored(self, at: SystemTime) -> StoredAuditEntry {
         let ctx = self
             .context

@@ -350,11 +350,22 @@ impl AuditLog {
     /// within moments (batched with others). Waits only when more than
     /// 16,384 entries are queued (back-pressure, nothing is dropped).
     ///
+    /// An event identical to the one queued just before it (same action,
+    /// actor, subject, resource, outcome, details and request context;
+    /// only the time differs) and not yet taken by the writer joins that
+    /// entry: one entry then stands for up to 10,000 events and says so in
+    /// its details, `count` (how many) and `first_at` (the first one's time
+    /// in Unix milliseconds; the entry's own time is the last one's). A
+    /// sync loop that reads the same token a thousand times in a few
+    /// milliseconds writes one entry, not a thousand. Events that differ in
+    /// anything, their request id for one, stay apart.
+    /// [`record_durable`](Self::record_durable) never merges.
+    ///
     /// # Errors
     /// A storage error when it had to wait and the write failed.
     ///
     /// ```
-    /// use consentry::audit::{AuditActor, AuditEvent, AuditLog};
+    /// use consentry::audit::{AuditActor, AuditEvent, AuditLog, AuditQuery};
     /// use consentry::store::MemoryStore;
     /// use consentry::vault::Keyring;
     /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
@@ -362,11 +373,18 @@ impl AuditLog {
     /// log.record(AuditEvent::new("page.viewed", AuditActor::System)?).await?;
     /// log.flush().await?; // now it is committed
     /// assert_eq!(log.verify().await?.entries, 1);
+    /// // Three identical events queued back to back: one entry, count 3.
+    /// for _ in 0..3 {
+    ///     log.record(AuditEvent::new("page.viewed", AuditActor::System)?.detail("page", "home")).await?;
+    /// }
+    /// log.flush().await?;
+    /// let last = log.query(&AuditQuery::default()).await?.entries.pop().unwrap();
+    /// assert_eq!(last.details["count"], 3);
     /// # Ok::<(), consentry::Error>(())
     /// # }).unwrap();
     /// ```
     pub async fn record(&self, event: AuditEvent) -> Result<()> {
-        self.inner.push(event).await.map(drop)
+        self.inner.push(event, true).await.map(drop)
     }
 
     /// Records `event` and waits until it (and everything queued before it)
@@ -388,7 +406,7 @@ impl AuditLog {
     /// # }).unwrap();
     /// ```
     pub async fn record_durable(&self, event: AuditEvent) -> Result<()> {
-        let ticket = self.inner.push(event).await?;
+        let ticket = self.inner.push(event, false).await?;
         self.inner.wait_for(ticket).await
     }
 
@@ -422,8 +440,8 @@ impl AuditLog {
     /// use consentry::vault::Keyring;
     /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
     /// let log = AuditLog::new(MemoryStore::new(), Keyring::generate()?);
-    /// for _ in 0..3 {
-    ///     log.record(AuditEvent::new("page.viewed", AuditActor::System)?).await?;
+    /// for page in ["home", "about", "contact"] {
+    ///     log.record(AuditEvent::new("page.viewed", AuditActor::System)?.detail("page", page)).await?;
     /// }
     /// log.flush().await?;
     /// let first = log.query(&AuditQuery::default().limit(2)).await?;

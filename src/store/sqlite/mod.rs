@@ -181,7 +181,11 @@ struct Inner {
     writer: Sender<Job>,
     readers: Sender<Job>,
     spin: Duration,
-    polling: Arc<worker::Polling>,
+    /// Whether polling pays, learnt separately for reads and for writes
+    /// (a write batch is often slower than the window; that says nothing
+    /// about reads).
+    read_polling: Arc<worker::Polling>,
+    write_polling: Arc<worker::Polling>,
     exits: Vec<Reply<()>>,
 }
 
@@ -254,7 +258,8 @@ impl SqliteStore {
                 writer,
                 readers,
                 spin: options.spin,
-                polling: Arc::default(),
+                read_polling: Arc::default(),
+                write_polling: Arc::default(),
                 exits,
             }),
         })
@@ -330,7 +335,13 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     {
-        worker::call(&self.inner.readers, self.inner.spin, &self.inner.polling, f).await
+        worker::call(
+            &self.inner.readers,
+            self.inner.spin,
+            &self.inner.read_polling,
+            f,
+        )
+        .await
     }
 
     /// Runs `f` on the writer connection.
@@ -339,7 +350,13 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     {
-        worker::call(&self.inner.writer, self.inner.spin, &self.inner.polling, f).await
+        worker::call(
+            &self.inner.writer,
+            self.inner.spin,
+            &self.inner.write_polling,
+            f,
+        )
+        .await
     }
 }
 

@@ -15,8 +15,10 @@
 //!
 //! Polling pays only when the answer comes within the window. On an
 //! overloaded machine it does not (the worker thread waits for a CPU that
-//! the polling caller is using), so [`Polling`] turns it off for a while
-//! after a few windows in a row expired, and tries again later.
+//! the polling caller is using), so [`Polling`] keeps a score of recent
+//! hits and misses, separately for reads and writes: polling pauses when
+//! nearly every window has been expiring for a while, not after a short
+//! burst of slow answers, and probes now and then to resume.
 
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -82,41 +84,72 @@ fn fill<T>(slot: &Slot<T>, value: Result<T>) {
 }
 
 /// Whether polling for answers pays off, learnt from the last calls.
-#[derive(Debug, Default)]
+///
+/// A score from 0 to [`SCORE_MAX`] follows the recent hit rate: a hit (the
+/// answer came within the window) moves it a quarter of the way up, a miss
+/// a 64th of the way down. Polling pauses while the score is under
+/// [`SCORE_POLL`], which takes about 90 misses in a row from the top: a
+/// burst of slow answers (another writer's batch, a checkpoint) does not
+/// turn polling off, an overloaded machine, where every window expires,
+/// does. While paused, one call in [`PROBE_EVERY`] polls anyway, so a few
+/// hits turn it back on.
+#[derive(Debug)]
 pub(super) struct Polling {
-    /// Polling windows in a row that expired before the answer came.
-    misses: AtomicU32,
-    /// Calls left that do not poll.
-    pause: AtomicU32,
+    score: AtomicU32,
+    calls: AtomicU32,
 }
 
-/// Expired windows in a row after which polling pauses.
-const MISSES_BEFORE_PAUSE: u32 = 3;
-/// How many calls a pause lasts.
-const PAUSE_CALLS: u32 = 256;
+impl Default for Polling {
+    fn default() -> Self {
+        Self {
+            score: AtomicU32::new(SCORE_MAX),
+            calls: AtomicU32::new(0),
+        }
+    }
+}
+
+/// The score of a store whose every answer came within the window.
+const SCORE_MAX: u32 = 1 << 16;
+/// Polling pauses under this score.
+const SCORE_POLL: u32 = SCORE_MAX / 4;
+/// While paused, one call in this many polls (a probe).
+const PROBE_EVERY: u32 = 16;
 
 impl Polling {
-    /// The polling window for the next call: `spin`, or zero during a pause.
+    /// The polling window for the next call: `spin`, or zero while paused
+    /// (except for a probe).
     fn window(&self, spin: Duration) -> Duration {
-        if spin.is_zero() {
+        if spin.is_zero() || self.score.load(Ordering::Relaxed) >= SCORE_POLL {
             return spin;
         }
-        let paused = self
-            .pause
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
-            .is_ok();
-        if paused { Duration::ZERO } else { spin }
+        if self
+            .calls
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(PROBE_EVERY)
+        {
+            spin
+        } else {
+            Duration::ZERO
+        }
     }
 
     fn hit(&self) {
-        self.misses.store(0, Ordering::Relaxed);
+        let _ = self
+            .score
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| {
+                Some(s + (SCORE_MAX - s.min(SCORE_MAX)) / 4)
+            });
     }
 
     fn miss(&self) {
-        if self.misses.fetch_add(1, Ordering::Relaxed) + 1 >= MISSES_BEFORE_PAUSE {
-            self.misses.store(0, Ordering::Relaxed);
-            self.pause.store(PAUSE_CALLS, Ordering::Relaxed);
-        }
+        let _ = self
+            .score
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| Some(s - s / 64));
+    }
+
+    #[cfg(test)]
+    fn polls(&self) -> bool {
+        self.score.load(Ordering::Relaxed) >= SCORE_POLL
     }
 }
 
@@ -272,21 +305,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn polling_pauses_after_expired_windows_and_resumes() {
+    fn polling_survives_bursts_pauses_under_overload_and_resumes() {
         let p = Polling::default();
         let spin = Duration::from_micros(50);
         assert_eq!(p.window(spin), spin);
-        p.miss();
-        p.miss();
-        p.hit(); // a hit in between: the count starts again
-        p.miss();
-        p.miss();
-        assert_eq!(p.window(spin), spin);
-        p.miss(); // the third in a row
-        for _ in 0..PAUSE_CALLS {
-            assert_eq!(p.window(spin), Duration::ZERO);
+        // A burst of 40 slow answers (a write batch): still polling.
+        for _ in 0..40 {
+            p.miss();
         }
-        assert_eq!(p.window(spin), spin, "polls again after the pause");
+        assert!(p.polls());
+        for _ in 0..3 {
+            p.hit();
+        }
+        // Every window expires (an overloaded machine): polling pauses
+        // within 100 misses...
+        let mut misses = 0;
+        while p.polls() {
+            p.miss();
+            misses += 1;
+            assert!(misses <= 100, "still polling after {misses} misses");
+        }
+        assert!(misses >= 60, "paused after only {misses} misses");
+        // ... apart from one probe in PROBE_EVERY calls.
+        let windows: Vec<Duration> = (0..PROBE_EVERY * 4).map(|_| p.window(spin)).collect();
+        let probes = windows.iter().filter(|w| !w.is_zero()).count();
+        assert_eq!(probes, 4, "{windows:?}");
+        // Two probes that hit turn it back on.
+        p.hit();
+        p.hit();
+        assert!(p.polls());
+        assert_eq!(p.window(spin), spin);
         assert_eq!(p.window(Duration::ZERO), Duration::ZERO);
     }
 }
