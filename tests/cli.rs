@@ -525,3 +525,140 @@ async fn rewrap_and_export_show_progress_on_a_terminal_and_none_when_piped() {
     assert_eq!(ok(&again).trim(), "rewrapped 0, skipped 0, failed 0");
     assert!(stderr(&again).is_empty(), "{:?}", stderr(&again));
 }
+
+/// `consentry connect` against `TestProvider` through a TOML catalogue (the
+/// test provider accepts a loopback redirect on any port, RFC 8252 §7.3),
+/// then `consent grant` and `sync` of the catalogue's declared stream.
+#[cfg(feature = "testing")]
+#[tokio::test]
+async fn connect_and_sync_a_catalogue_stream_against_test_provider() {
+    use consentry::testing::{TestClient as ProviderClient, TestProvider};
+    let client = ProviderClient::basic().with_redirect_uri("http://127.0.0.1/callback");
+    let provider = TestProvider::builder()
+        .client(client.clone())
+        .start()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let catalogue = dir.path().join("catalogue.toml");
+    std::fs::write(
+        &catalogue,
+        provider.catalogue_toml("books", &client, "matching"),
+    )
+    .unwrap();
+    let db = dir.path().join("c.db");
+    let keys = Keyring::generate().unwrap().export();
+    let env = [
+        ("CONSENTRY_DB", db.to_str().unwrap()),
+        ("CONSENTRY_KEYS", keys.expose_secret()),
+    ];
+    let secret = client.client_secret().unwrap();
+    let mut c = command(&[
+        "connect",
+        "books",
+        "--catalogue",
+        catalogue.to_str().unwrap(),
+        "--client-id",
+        client.id(),
+        "--user",
+        "alice",
+        "--timeout",
+        "60",
+    ]);
+    c.envs(env.iter().copied())
+        .env("CONSENTRY_CLIENT_SECRET", secret.expose_secret())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    let mut child = c.spawn().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = loop {
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("no URL printed")
+            .unwrap()
+            .expect("stdout closed before the URL");
+        if line.starts_with("http") {
+            break Url::parse(&line).unwrap();
+        }
+    };
+    let callback = provider.authorize(&url, "ada").unwrap();
+    assert!(
+        callback.query_pairs().any(|(k, _)| k == "code"),
+        "{callback}"
+    );
+    let page = reqwest::get(callback.as_str()).await.unwrap();
+    assert_eq!(page.status(), 200);
+    while lines.next_line().await.unwrap().is_some() {}
+    assert!(child.wait().await.unwrap().success(), "connect failed");
+    let list: serde_json::Value =
+        serde_json::from_str(&ok(
+            &run(&["list", "--user", "alice", "--json"], b"", &env).await
+        ))
+        .unwrap();
+    let id = list[0]["id"].as_str().unwrap().to_owned();
+
+    // Without consent: refused, one line, exit 1.
+    let refused = run(
+        &[
+            "sync",
+            &id,
+            "items",
+            "--purpose",
+            "matching",
+            "--user",
+            "alice",
+        ],
+        b"",
+        &env,
+    )
+    .await;
+    assert!(
+        fails(&refused, 1).contains("consent"),
+        "{}",
+        stderr(&refused)
+    );
+    ok(&run(
+        &["consent", "grant", &id, "matching", "--user", "alice"],
+        b"",
+        &env,
+    )
+    .await);
+    let synced = ok(&run(
+        &[
+            "sync",
+            &id,
+            "items",
+            "--purpose",
+            "matching",
+            "--user",
+            "alice",
+            "--json",
+        ],
+        b"",
+        &env,
+    )
+    .await);
+    let report: serde_json::Value = serde_json::from_str(&synced).unwrap();
+    assert_eq!(report["upserted"], 12, "{report}");
+    assert_eq!(report["pages"], 3, "12 items in pages of 5: {report}");
+    // Piped: no spinner on stderr; the records are in the export.
+    let again = run(
+        &[
+            "sync",
+            &id,
+            "items",
+            "--purpose",
+            "matching",
+            "--user",
+            "alice",
+        ],
+        b"",
+        &env,
+    )
+    .await;
+    assert!(ok(&again).contains("pages"), "{}", stdout(&again));
+    assert!(stderr(&again).is_empty(), "{:?}", stderr(&again));
+    let export = ok(&run(&["export", "alice"], b"", &env).await);
+    assert!(export.contains("Item number 12"), "{export}");
+}

@@ -1,8 +1,8 @@
 //! `consentry`: the command-line tool (feature `cli`).
 //!
 //! Keyrings, Standard Webhooks signing and verification, and connections
-//! (connect through a loopback redirect, list, consent, token, disconnect,
-//! export) on an SQLite store. See "The command line" in the README.
+//! (connect through a loopback redirect, list, consent, token, sync,
+//! disconnect, export) on an SQLite store. See "The command line" in the README.
 //!
 //! Errors are one line on stderr (`error: …`) and a non-zero exit code: 2
 //! for bad arguments and a missing or invalid keyring or store path, 1 for
@@ -78,6 +78,8 @@ enum Command {
     Token(store::TokenArgs),
     /// Revoke a connection at the provider and delete it here.
     Disconnect(store::ConnectionArgs),
+    /// Fetch a stream now, for a consented purpose.
+    Sync(store::SyncArgs),
     /// Export everything held about a user to stdout.
     Export(store::ExportArgs),
 }
@@ -224,6 +226,7 @@ async fn run(cli: Cli) -> CliResult {
         Command::Consent(c) => store::consent(g, c).await,
         Command::Token(a) => store::token(g, a).await,
         Command::Disconnect(a) => store::disconnect(g, a).await,
+        Command::Sync(a) => store::sync(g, a).await,
         Command::Export(a) => store::export(g, a).await,
     }
 }

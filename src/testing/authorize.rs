@@ -130,7 +130,11 @@ pub(crate) fn decide(
     let client = inner
         .client(client_id)
         .ok_or_else(|| bad("unknown client_id"))?;
-    if !client.redirect_uris().iter().any(|r| r == redirect_uri) {
+    if !client
+        .redirect_uris()
+        .iter()
+        .any(|r| redirect_matches(r, redirect_uri))
+    {
         return Err(bad("redirect_uri is not registered for this client"));
     }
     let mut callback = Url::parse(redirect_uri).map_err(|_| bad("redirect_uri is not a URL"))?;
@@ -235,4 +239,53 @@ pub(crate) fn decide(
     drop(inner);
     reply(&mut callback, &[("code", &code)]);
     Ok(callback)
+}
+
+/// Whether `requested` is the registered redirect URI: the same string, or,
+/// for a loopback IP literal over plain HTTP (`127.0.0.1`, `[::1]`), the
+/// same URI with any port, as RFC 8252 §7.3 requires for native apps.
+fn redirect_matches(registered: &str, requested: &str) -> bool {
+    if registered == requested {
+        return true;
+    }
+    let (Ok(mut reg), Ok(mut req)) = (Url::parse(registered), Url::parse(requested)) else {
+        return false;
+    };
+    let loopback = |u: &Url| {
+        u.scheme() == "http"
+            && match u.host() {
+                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                _ => false,
+            }
+    };
+    if !(loopback(&reg) && loopback(&req)) {
+        return false;
+    }
+    if reg.set_port(None).is_err() || req.set_port(None).is_err() {
+        return false;
+    }
+    reg == req
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redirect_matches;
+
+    #[test]
+    fn loopback_redirects_match_on_any_port_others_exactly() {
+        let reg = "http://127.0.0.1/callback";
+        assert!(redirect_matches(reg, "http://127.0.0.1:49152/callback"));
+        assert!(redirect_matches("http://[::1]:1/cb", "http://[::1]:2/cb"));
+        assert!(!redirect_matches(reg, "http://127.0.0.1:49152/other"));
+        assert!(!redirect_matches(reg, "http://localhost:49152/callback"));
+        assert!(!redirect_matches(reg, "http://127.0.0.1:1/callback?x=1"));
+        let https = "https://app.example/cb";
+        assert!(redirect_matches(https, https));
+        assert!(!redirect_matches(https, "https://app.example:8443/cb"));
+        assert!(!redirect_matches(
+            "http://10.0.0.1/cb",
+            "http://10.0.0.1:8/cb"
+        ));
+    }
 }

@@ -93,6 +93,21 @@ pub(crate) struct TokenArgs {
 }
 
 #[derive(Debug, Args)]
+pub(crate) struct SyncArgs {
+    /// The connection id.
+    connection: String,
+    /// The stream to fetch (declared by the connector).
+    stream: String,
+    /// The purpose the records are fetched for (consent is checked).
+    #[arg(long)]
+    purpose: String,
+    #[command(flatten)]
+    user: UserArg,
+    #[command(flatten)]
+    secret: SecretArg,
+}
+
+#[derive(Debug, Args)]
 pub(crate) struct ExportArgs {
     /// The user to export.
     user: String,
@@ -379,6 +394,41 @@ pub(crate) async fn token(g: &Global, args: TokenArgs) -> CliResult {
         println!("{}", token.secret.expose_secret());
         Ok(())
     }
+}
+
+pub(crate) async fn sync(g: &Global, args: SyncArgs) -> CliResult {
+    let user = args.user.user()?;
+    let conn = connection_id(&args.connection)?;
+    let purpose = purpose(&args.purpose)?;
+    let (integrations, _) = with_connector(g, &user, &conn, &args.secret).await?;
+    // The run reports its pages only at the end: a spinner with the time
+    // on a terminal, nothing when piped.
+    let bar = crate::interactive().then(|| {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} syncing {msg} ({elapsed})")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        bar.set_message(format!("{} for {purpose}", args.stream));
+        bar.enable_steady_tick(Duration::from_millis(100));
+        bar
+    });
+    let result = integrations
+        .sync_now(&user, &conn, &args.stream, &purpose)
+        .await;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let report = result?;
+    flush(&integrations).await?;
+    if g.json {
+        return print_json(&report);
+    }
+    println!(
+        "{:?}: {} pages, {} records stored, {} deleted",
+        report.status, report.pages, report.upserted, report.deleted
+    );
+    Ok(())
 }
 
 pub(crate) async fn disconnect(g: &Global, args: ConnectionArgs) -> CliResult {
