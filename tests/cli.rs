@@ -204,6 +204,20 @@ fn native_client() -> TestClient {
     }
 }
 
+/// The authorization URL `consentry connect` prints (within 30 s).
+async fn printed_url(lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>) -> Url {
+    loop {
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("no URL printed")
+            .unwrap()
+            .expect("stdout closed before the URL");
+        if line.starts_with("http") {
+            return Url::parse(&line).unwrap();
+        }
+    }
+}
+
 /// `consentry connect`, with the test as the browser; returns the
 /// connection as `consentry list --json` shows it.
 async fn connect(provider: &OidcProvider, env: &[(&str, &str)]) -> serde_json::Value {
@@ -233,16 +247,7 @@ async fn connect(provider: &OidcProvider, env: &[(&str, &str)]) -> serde_json::V
         .stderr(Stdio::inherit());
     let mut child = c.spawn().unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let url = loop {
-        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-            .await
-            .expect("no URL printed")
-            .unwrap()
-            .expect("stdout closed before the URL");
-        if line.starts_with("http") {
-            break Url::parse(&line).unwrap();
-        }
-    };
+    let url = printed_url(&mut lines).await;
     let redirect = support::oidc::query_param(&url, "redirect_uri").unwrap();
     assert!(redirect.starts_with("http://127.0.0.1:"), "{redirect}");
     assert!(redirect.ends_with("/callback"), "{redirect}");
@@ -572,16 +577,7 @@ async fn connect_and_sync_a_catalogue_stream_against_test_provider() {
         .stderr(Stdio::inherit());
     let mut child = c.spawn().unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let url = loop {
-        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-            .await
-            .expect("no URL printed")
-            .unwrap()
-            .expect("stdout closed before the URL");
-        if line.starts_with("http") {
-            break Url::parse(&line).unwrap();
-        }
-    };
+    let url = printed_url(&mut lines).await;
     let callback = provider.authorize(&url, "ada").unwrap();
     assert!(
         callback.query_pairs().any(|(k, _)| k == "code"),

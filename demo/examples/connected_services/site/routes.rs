@@ -313,11 +313,7 @@ async fn callback(
     url.set_query(query.as_deref());
     match state.integrations.complete_connect(&user, &url).await {
         Ok(c) => {
-            let name = state
-                .cards
-                .iter()
-                .find(|card| card.id == c.connector)
-                .map_or_else(|| c.connector.to_string(), |card| card.name.clone());
+            let name = connector_name(&state, &c.connector);
             let account = c
                 .account
                 .email
@@ -387,6 +383,15 @@ async fn run_syncs(
         }
     }
     (parts.join("; "), failed)
+}
+
+/// The display name of connector `id` (its id if the app does not offer it).
+fn connector_name(state: &AppState, id: &ConnectorId) -> String {
+    state
+        .cards
+        .iter()
+        .find(|card| card.id == *id)
+        .map_or_else(|| id.to_string(), |card| card.name.clone())
 }
 
 fn connection_id(raw: &str) -> Result<ConnectionId, Error> {
@@ -489,11 +494,7 @@ async fn disconnect(
         }
     };
     let name = match state.integrations.connection(&user, &conn).await {
-        Ok(c) => state
-            .cards
-            .iter()
-            .find(|card| card.id == c.connector)
-            .map_or_else(|| c.connector.to_string(), |card| card.name.clone()),
+        Ok(c) => connector_name(&state, &c.connector),
         Err(e) => {
             flash(&state, &id, e.to_string(), true);
             return see_other(&state, "/", None);
