@@ -418,6 +418,18 @@ fn open_connection(path: &Path, options: &SqliteOptions, role: Role) -> Result<C
         .map_err(err("setting busy_timeout"))?;
     conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)
         .map_err(err("enabling defensive mode"))?;
+    // The query planner stability guarantee: plans do not depend on bound
+    // values. Without it, SQLite 3.54 lets the planner look at bound
+    // values (a `LIMIT ?`, an indexed `= ?`) and marks the statement to be
+    // prepared again whenever one is rebound, so every cached statement
+    // was parsed and planned anew on every call. consentry's queries are
+    // point and range reads on its own indexes and never ANALYZEd: one
+    // plan per statement is the right one.
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )
+    .map_err(err("enabling the query planner stability guarantee"))?;
     let mode: String = conn
         .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
         .map_err(err("enabling WAL"))?;
@@ -446,4 +458,35 @@ fn open_connection(path: &Path, options: &SqliteOptions, role: Role) -> Result<C
             .map_err(err("making a reader read-only"))?,
     }
     Ok(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A cached, parameterized statement run with new values each time is
+    /// prepared once (`SQLITE_DBCONFIG_ENABLE_QPSG`), not once per call.
+    #[test]
+    fn cached_statements_are_not_prepared_again_on_rebind() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let conn = open_connection(
+            &dir.path().join("t.db"),
+            &SqliteOptions::default(),
+            Role::Writer,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let sql = "SELECT count(*) FROM consentry_records
+                   WHERE tenant = ?1 AND user_id = ?2 AND record_id > ?3 LIMIT ?4";
+        for n in 0..50i64 {
+            let mut stmt = conn.prepare_cached(sql).unwrap_or_else(|e| panic!("{e}"));
+            let count: i64 = stmt
+                .query_row(rusqlite::params!["", format!("u{n}"), "", n + 1], |r| {
+                    r.get(0)
+                })
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(count, 0);
+        }
+        let stmt = conn.prepare_cached(sql).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(stmt.get_status(rusqlite::StatementStatus::RePrepare), 0);
+    }
 }
