@@ -40,6 +40,31 @@ fn csrf_of(page: &str) -> String {
     page[at..at + 43].to_owned()
 }
 
+/// The page at `url`, as text.
+async fn page_text(http: &reqwest::Client, url: &url::Url) -> String {
+    http.get(url.clone())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// A form POST to `path` under `base`.
+async fn post_form(
+    http: &reqwest::Client,
+    base: &url::Url,
+    path: &str,
+    form: &[(&str, &str)],
+) -> reqwest::Response {
+    http.post(base.join(path).unwrap())
+        .form(form)
+        .send()
+        .await
+        .unwrap()
+}
+
 fn session_cookie(headers: &HeaderMap) -> Option<String> {
     headers
         .get_all(SET_COOKIE)
@@ -144,14 +169,7 @@ async fn sessions_csrf_and_headers_hold_over_http() {
     );
 
     // The page escapes what users type.
-    let page = http
-        .get(base.clone())
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = page_text(&http, &base).await;
     assert!(
         page.contains("Signed in as <strong>&lt;i&gt;eve&amp;co</strong>"),
         "{page}"
@@ -174,21 +192,15 @@ async fn sessions_csrf_and_headers_hold_over_http() {
     assert!(to.starts_with(provider.issuer().as_str()), "{to}");
     assert!(to.contains("code_challenge_method=S256"), "{to}");
     // An unknown connector is a message on the page, not an error page.
-    let r = http
-        .post(base.join("connect").unwrap())
-        .form(&[("csrf", csrf.as_str()), ("connector", "nope")])
-        .send()
-        .await
-        .unwrap();
+    let r = post_form(
+        &http,
+        &base,
+        "connect",
+        &[("csrf", &csrf), ("connector", "nope")],
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    let page = http
-        .get(base.clone())
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = page_text(&http, &base).await;
     assert!(
         page.contains(r#"class="flash error" role="alert""#),
         "{page}"
@@ -201,25 +213,13 @@ async fn sessions_csrf_and_headers_hold_over_http() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    let page = http
-        .get(base.clone())
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = page_text(&http, &base).await;
     assert!(page.contains("The connection was not made"), "{page}");
     assert!(page.contains("No services connected yet."));
 
     // Oversized forms and unknown pages.
     let big = "x".repeat(64 * 1024);
-    let r = http
-        .post(base.join("sign-out").unwrap())
-        .form(&[("csrf", big.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let r = post_form(&http, &base, "sign-out", &[("csrf", &big)]).await;
     assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
     let r = http
         .get(base.join("nowhere").unwrap())
@@ -229,21 +229,9 @@ async fn sessions_csrf_and_headers_hold_over_http() {
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 
     // Signing out ends the session.
-    let r = http
-        .post(base.join("sign-out").unwrap())
-        .form(&[("csrf", csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let r = post_form(&http, &base, "sign-out", &[("csrf", &csrf)]).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    let page = http
-        .get(base.clone())
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = page_text(&http, &base).await;
     assert!(page.contains("<h1>Sign in</h1>"));
     app.stop().await.unwrap();
 }
