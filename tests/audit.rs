@@ -504,3 +504,22 @@ async fn identical_queued_events_share_one_entry_and_others_stay_apart() {
     drop(log);
     store.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn one_entry_stands_for_at_most_10_000_events() {
+    let log = AuditLog::new(MemoryStore::new(), Keyring::generate().unwrap());
+    for _ in 0..10_001 {
+        let e = AuditEvent::new("page.viewed", AuditActor::System).unwrap();
+        log.record(e).await.unwrap();
+    }
+    log.flush().await.unwrap();
+    let counts: Vec<Option<u64>> = log
+        .query(&AuditQuery::default())
+        .await
+        .unwrap()
+        .entries
+        .iter()
+        .map(|e| e.details["count"].as_u64())
+        .collect();
+    assert_eq!(counts, [Some(10_000), None]);
+}

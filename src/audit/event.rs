@@ -338,10 +338,9 @@ impl AuditEvent {
     }
 
     pub(crate) fn into_stored(self, at: SystemTime) -> StoredAuditEntry {
-        let ctx = self
-            .context
-            .or_else(RequestContext::current)
-            .unwrap_or_default();
+        // `Appender::push` took the caller's context (the writer runs on
+        // another task, where the task-local is not set).
+        let ctx = self.context.unwrap_or_default();
         let actor = ctx
             .actor
             .clone()

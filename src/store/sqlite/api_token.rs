@@ -46,19 +46,8 @@ type Raw = (
 );
 
 fn raw(r: &Row<'_>) -> rusqlite::Result<Raw> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-        r.get(7)?,
-        r.get(8)?,
-        r.get(9)?,
-        r.get(10)?,
-    ))
+    // rusqlite reads a row into a tuple of its column types, in order.
+    Raw::try_from(r)
 }
 
 fn stored(r: Raw) -> Result<StoredApiToken> {

@@ -312,16 +312,8 @@ fn complete(
 type DeliveryRaw = (i64, String, String, String, String, i64, Option<i64>, i64);
 
 fn delivery_raw(r: &Row<'_>) -> rusqlite::Result<DeliveryRaw> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-        r.get(7)?,
-    ))
+    // rusqlite reads a row into a tuple of its column types, in order.
+    DeliveryRaw::try_from(r)
 }
 
 type AttemptRaw = (
@@ -338,18 +330,8 @@ type AttemptRaw = (
 );
 
 fn attempt_raw(r: &Row<'_>) -> rusqlite::Result<AttemptRaw> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-        r.get(7)?,
-        r.get(8)?,
-        r.get(9)?,
-    ))
+    // rusqlite reads a row into a tuple of its column types, in order.
+    AttemptRaw::try_from(r)
 }
 
 #[async_trait]

@@ -2,9 +2,10 @@
 //! every form carries the CSRF token; no page needs JavaScript.
 
 use std::fmt::Write as _;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use consentry::connection::{Connection, ConnectionStatus};
+use consentry::connector::pagination::format_rfc3339;
 use consentry::integrations::{
     ConnectionReport, DisconnectReport, RevocationResult, TransparencyReport,
 };
@@ -38,26 +39,10 @@ pub fn esc(s: &str) -> String {
     out
 }
 
-/// `2026-12-03 14:05:09 UTC`.
+/// `2026-12-03 14:05:09 UTC`: consentry's RFC 3339 form, spaced for
+/// reading.
 pub fn when(t: SystemTime) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
-        rem / 3_600,
-        rem % 3_600 / 60,
-        rem % 60
-    )
+    format_rfc3339(t).replacen('T', " ", 1).replace('Z', " UTC")
 }
 
 fn csrf_field(csrf: &str) -> String {
@@ -475,8 +460,8 @@ mod tests {
 
     #[test]
     fn formats_utc_dates() {
-        let t = UNIX_EPOCH + std::time::Duration::from_secs(1_796_306_709);
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_796_306_709);
         assert_eq!(when(t), "2026-12-03 14:05:09 UTC");
-        assert_eq!(when(UNIX_EPOCH), "1970-01-01 00:00:00 UTC");
+        assert_eq!(when(std::time::UNIX_EPOCH), "1970-01-01 00:00:00 UTC");
     }
 }

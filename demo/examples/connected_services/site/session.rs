@@ -124,14 +124,10 @@ impl Sessions {
         (id, session)
     }
 
-    /// Changes the session `id` with `f`; false when it is gone.
-    pub fn update(&self, id: &str, f: impl FnOnce(&mut Session)) -> bool {
-        match self.table().get_mut(&digest(id)) {
-            Some(s) => {
-                f(s);
-                true
-            }
-            None => false,
+    /// Changes the session `id` with `f` (nothing if it is gone).
+    pub fn update(&self, id: &str, f: impl FnOnce(&mut Session)) {
+        if let Some(s) = self.table().get_mut(&digest(id)) {
+            f(s);
         }
     }
 
