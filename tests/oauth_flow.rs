@@ -22,6 +22,7 @@ use consentry::store::{
 use consentry::testing::TestClient;
 use consentry::vault::CredentialKind;
 use consentry::{ConnectionStatus, Error, ErrorKind, Purpose, Scope, UserId};
+use support::oidc::with_query_param;
 use support::providers::{Provider, connect, connector_id, purpose, setup, setup_with};
 use url::Url;
 
@@ -493,19 +494,7 @@ async fn callback_attacks_are_typed_errors_and_write_nothing<P: Provider>() {
     assert_eq!(rows(&s.store, &mallory).await, (0, 0));
 
     // A mismatched `iss` (mix-up attack).
-    let mut evil = callback.clone();
-    let pairs: Vec<(String, String)> = callback
-        .query_pairs()
-        .map(|(k, v)| {
-            let v = if k == "iss" {
-                "https://evil.example".into()
-            } else {
-                v.into_owned()
-            };
-            (k.into_owned(), v)
-        })
-        .collect();
-    evil.query_pairs_mut().clear().extend_pairs(pairs);
+    let evil = with_query_param(&callback, "iss", "https://evil.example");
     let e = s
         .integrations
         .complete_connect(&user, &evil)

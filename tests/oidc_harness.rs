@@ -15,7 +15,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use support::oidc::{
     Decision, JsonResponse, OidcProvider, Pkce, ProviderOptions, TestClient, TokenSet, query_param,
-    random_token,
+    random_token, with_query_param,
 };
 use url::Url;
 
@@ -482,19 +482,7 @@ async fn denied_consent_gives_access_denied() {
     assert_eq!(query_param(&callback, "code"), None);
 
     // An invalid redirect_uri is an error page, not a redirect.
-    let mut bad = url.clone();
-    let pairs: Vec<(String, String)> = url
-        .query_pairs()
-        .map(|(k, v)| {
-            let v = if k == "redirect_uri" {
-                "http://127.0.0.1/evil".into()
-            } else {
-                v
-            };
-            (k.into_owned(), v.into_owned())
-        })
-        .collect();
-    bad.query_pairs_mut().clear().extend_pairs(pairs);
+    let bad = with_query_param(&url, "redirect_uri", "http://127.0.0.1/evil");
     let err = provider
         .try_authorize(&bad, "grace", Decision::Approve)
         .await

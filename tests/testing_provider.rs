@@ -14,6 +14,7 @@ use consentry::store::SqliteStore;
 use consentry::testing::{Fault, TestClient, TestProvider};
 use consentry::vault::Keyring;
 use consentry::{Connection, ConnectionStatus, Error, ErrorKind, Integrations, Purpose, UserId};
+use support::oidc::with_query_param;
 use support::providers::{Provider as _, Setup, connect, post_form, purpose, setup};
 use url::Url;
 
@@ -267,19 +268,11 @@ async fn authorization_requests_are_checked() {
         p.authorize(&authorize_url(&p, "nobody", &s256), "ada")
             .is_err()
     );
-    let mut evil = authorize_url(&p, "client-basic", &s256);
-    let pairs: Vec<(String, String)> = evil
-        .query_pairs()
-        .map(|(k, v)| {
-            let v = if k == "redirect_uri" {
-                "http://evil.example/cb".into()
-            } else {
-                v.into_owned()
-            };
-            (k.into_owned(), v)
-        })
-        .collect();
-    evil.query_pairs_mut().clear().extend_pairs(pairs);
+    let evil = with_query_param(
+        &authorize_url(&p, "client-basic", &s256),
+        "redirect_uri",
+        "http://evil.example/cb",
+    );
     assert!(p.authorize(&evil, "ada").is_err());
     // A browser's GET /authorize redirects (approving as `ada`), or declines.
     let no_redirects = reqwest::Client::builder()

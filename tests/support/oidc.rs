@@ -465,6 +465,25 @@ pub(crate) fn random_token() -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// `url` with query parameter `name` set to `value` (the others kept, in
+/// order).
+pub(crate) fn with_query_param(url: &Url, name: &str, value: &str) -> Url {
+    let pairs: Vec<(String, String)> = url
+        .query_pairs()
+        .map(|(k, v)| {
+            let v = if k == name {
+                value.to_owned()
+            } else {
+                v.into_owned()
+            };
+            (k.into_owned(), v)
+        })
+        .collect();
+    let mut out = url.clone();
+    out.query_pairs_mut().clear().extend_pairs(pairs);
+    out
+}
+
 /// A query parameter of `url` (the first one with that name).
 pub(crate) fn query_param(url: &Url, name: &str) -> Option<String> {
     url.query_pairs()
