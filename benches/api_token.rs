@@ -27,7 +27,15 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use rusqlite::Connection;
 use sha2::{Digest, Sha256};
 
-const TOKENS: u64 = 10_000;
+/// How many tokens the table holds (`CONSENTRY_BENCH_TOKENS` overrides, to
+/// see how the spread over tokens weighs on the usage log's writes).
+fn token_count() -> u64 {
+    std::env::var("CONSENTRY_BENCH_TOKENS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(10_000)
+}
 
 /// xorshift64: a cheap, deterministic spread over the tokens.
 struct Rng(u64);
@@ -55,6 +63,8 @@ type Row = (
 );
 
 fn bench_verify(c: &mut Criterion) {
+    #[allow(non_snake_case)]
+    let TOKENS = token_count();
     let dir = tempfile::tempdir().unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -456,7 +456,10 @@ async fn usage_log_and_last_used_at_after_flush() {
 async fn the_background_task_writes_the_log_without_a_flush() {
     let dir = tempfile::tempdir().unwrap();
     let store = sqlite(&dir).await;
-    let tokens = ApiTokens::new(store.clone(), ManualClock::new(start()));
+    let clock = ManualClock::new(start());
+    let tokens = ApiTokens::builder(store.clone(), clock.clone())
+        .usage_flush_interval(Duration::from_millis(20))
+        .build();
     let read = scope("read:consent");
     let (info, token) = tokens
         .create(
@@ -472,17 +475,80 @@ async fn the_background_task_writes_the_log_without_a_flush() {
             .verify(token.expose_secret(), &[read.clone()])
             .await
             .unwrap();
+        clock.advance(Duration::from_secs(1));
     }
-    let mut written = 0;
-    for _ in 0..200 {
-        written = tokens.usage(&alice(), &info.id, 100).await.unwrap().len();
-        if written == 5 {
+    // A different operation and a refusal: entries of their own.
+    tokens
+        .verify_for(token.expose_secret(), &[read.clone()], "GET /x")
+        .await
+        .unwrap();
+    tokens
+        .verify(token.expose_secret(), &[scope("write:webhooks")])
+        .await
+        .unwrap_err();
+    let mut log = Vec::new();
+    for _ in 0..300 {
+        log = tokens.usage(&alice(), &info.id, 100).await.unwrap();
+        if log.len() == 3 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert_eq!(written, 5, "the spawned flush did not write the buffer");
+    assert_eq!(log.len(), 3, "the spawned flush did not write the buffer");
+    let allowed = log
+        .iter()
+        .find(|u| u.operation == "read:consent")
+        .expect("the five identical uses");
+    assert_eq!(allowed.count, 5, "identical uses of one interval merge");
+    assert_eq!(allowed.first_at, start());
+    assert_eq!(allowed.at, start() + Duration::from_secs(4));
+    assert!(log.iter().any(|u| u.operation == "GET /x" && u.count == 1));
+    assert!(
+        log.iter()
+            .any(|u| u.outcome == UsageOutcome::InsufficientScope && u.count == 1)
+    );
     store.close().await.unwrap();
+}
+
+/// The background task holds the store only while it writes: a host that
+/// flushes, drops its `ApiTokens` and closes the store closes the last
+/// handle, and the WAL is in the database file (a copy of the file alone
+/// has the log).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_flush_the_store_closes_at_once_with_the_log_in_its_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite(&dir).await;
+    let path = store.path().to_path_buf();
+    let tokens = ApiTokens::builder(store.clone(), ManualClock::new(start()))
+        .usage_flush_interval(Duration::from_secs(30))
+        .build();
+    let read = scope("read:consent");
+    let (info, token) = tokens
+        .create(
+            &alice(),
+            "t",
+            &[read.clone()],
+            Some(start() + Duration::from_secs(60)),
+        )
+        .await
+        .unwrap();
+    tokens
+        .verify(token.expose_secret(), &[read.clone()])
+        .await
+        .unwrap();
+    tokens.flush().await.unwrap();
+    drop(tokens);
+    store.close().await.unwrap();
+    let copy = dir.path().join("copy.db");
+    std::fs::copy(&path, &copy).unwrap();
+    let reopened = SqliteStore::open(&copy).await.unwrap();
+    let log = reopened
+        .api_token_usage(&alice(), &info.id, 10)
+        .await
+        .unwrap()
+        .expect("the token is in the copied file");
+    assert_eq!(log.len(), 1);
+    reopened.close().await.unwrap();
 }
 
 #[test]
@@ -510,32 +576,32 @@ fn a_full_buffer_is_written_by_the_call_that_fills_it() {
             .unwrap();
         let owner = alice();
         let logged = || store.api_token_usage(&owner, &info.id, 100);
-        for _ in 0..2 {
-            tokens
-                .verify(token.expose_secret(), &[read.clone()])
-                .await
-                .unwrap();
+        // Three distinct entries (three operations) fill it.
+        let verify = |op: &'static str| {
+            tokens.verify_for(token.expose_secret(), std::slice::from_ref(&read), op)
+        };
+        for op in ["op1", "op2", "op1", "op2"] {
+            verify(op).await.unwrap();
         }
         assert_eq!(
             logged().await.unwrap().unwrap().len(),
             0,
-            "buffered, not yet written"
+            "buffered (two entries), not yet written"
         );
-        tokens
-            .verify(token.expose_secret(), &[read.clone()])
-            .await
-            .unwrap();
+        verify("op3").await.unwrap();
         assert_eq!(
             logged().await.unwrap().unwrap().len(),
             3,
             "the full buffer was written inline"
         );
-        tokens
-            .verify(token.expose_secret(), &[read.clone()])
-            .await
-            .unwrap();
+        verify("op1").await.unwrap();
         tokens.flush().await.unwrap();
-        assert_eq!(logged().await.unwrap().unwrap().len(), 4);
+        let log = logged().await.unwrap().unwrap();
+        let counts: Vec<(&str, u64)> = log
+            .iter()
+            .map(|u| (u.operation.as_str(), u.count))
+            .collect();
+        assert_eq!(counts, [("op1", 1), ("op3", 1), ("op2", 2), ("op1", 2)]);
     });
 }
 

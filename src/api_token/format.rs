@@ -64,10 +64,16 @@ pub(crate) fn crc32(data: &[u8]) -> u32 {
     !c
 }
 
-/// The 6-character checksum of a token's first part.
-fn checksum(head: &[u8]) -> String {
-    let mut out = String::with_capacity(CHECK_LEN);
-    base62_fixed(&crc32(head).to_be_bytes(), CHECK_LEN, &mut out);
+/// The 6-character checksum of a token's first part: its CRC32 in base62
+/// (what [`base62_fixed`] gives for its 4 big-endian bytes), without an
+/// allocation: `verify` runs it on every call.
+fn checksum(head: &[u8]) -> [u8; CHECK_LEN] {
+    let mut n = crc32(head);
+    let mut out = [b'0'; CHECK_LEN];
+    for d in out.iter_mut().rev() {
+        *d = ALPHABET[(n % 62) as usize];
+        n /= 62;
+    }
     out
 }
 
@@ -79,7 +85,7 @@ pub(super) fn generate() -> Result<SecretString> {
     token.push_str(PREFIX);
     base62_fixed(random.as_ref(), RANDOM_LEN, &mut token);
     let check = checksum(token.as_bytes());
-    token.push_str(&check);
+    token.extend(check.iter().map(|&d| char::from(d)));
     Ok(SecretString::from(token))
 }
 
@@ -94,7 +100,7 @@ pub(super) fn check(token: &str) -> std::result::Result<(), ApiTokenRejection> {
         return Err(ApiTokenRejection::Malformed);
     }
     let (head, check) = bytes.split_at(TOKEN_LEN - CHECK_LEN);
-    if checksum(head).as_bytes() != check {
+    if checksum(head) != check {
         return Err(ApiTokenRejection::BadChecksum);
     }
     Ok(())
@@ -154,6 +160,15 @@ mod tests {
             s.starts_with(|c: char| c != '0'),
             "2^256-1 needs all 43 digits: {s}"
         );
+    }
+
+    #[test]
+    fn the_checksum_is_the_crc32_in_fixed_base62() {
+        for head in [&b""[..], b"cst_", b"123456789", &[0xff; 47]] {
+            let mut slow = String::new();
+            base62_fixed(&crc32(head).to_be_bytes(), CHECK_LEN, &mut slow);
+            assert_eq!(checksum(head), slow.as_bytes(), "{head:?}");
+        }
     }
 
     #[test]

@@ -48,10 +48,12 @@
 //! ```
 
 mod audit;
+mod builder;
 mod format;
 mod scopes;
 mod usage;
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -59,6 +61,7 @@ use std::time::SystemTime;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
+pub use builder::ApiTokensBuilder;
 pub use format::{PREFIX, TOKEN_LEN, check_format};
 pub use scopes::{MAX_SCOPE_LEN, ScopeInfo};
 
@@ -135,134 +138,6 @@ impl fmt::Display for ApiTokenRejection {
     }
 }
 
-/// Configures [`ApiTokens`]; from [`ApiTokens::builder`].
-///
-/// ```
-/// use consentry::api_token::ApiTokens;
-/// use consentry::clock::SystemClock;
-/// use consentry::store::MemoryStore;
-/// let tokens = ApiTokens::builder(MemoryStore::new(), SystemClock)
-///     .scope("read:invoices", "Read invoices")?
-///     .allow_no_expiry()
-///     .usage_buffer(4096)
-///     .build();
-/// assert!(tokens.scopes().iter().any(|s| s.scope.as_str() == "read:invoices"));
-/// # Ok::<(), consentry::Error>(())
-/// ```
-#[must_use]
-pub struct ApiTokensBuilder {
-    store: Arc<dyn ApiTokenStore>,
-    clock: Arc<dyn Clock>,
-    catalogue: Vec<ScopeInfo>,
-    require_expiry: bool,
-    usage_capacity: usize,
-    audit: Option<crate::audit::AuditLog>,
-}
-
-impl fmt::Debug for ApiTokensBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ApiTokensBuilder")
-            .field("scopes", &self.catalogue.len())
-            .field("require_expiry", &self.require_expiry)
-            .field("usage_capacity", &self.usage_capacity)
-            .finish_non_exhaustive()
-    }
-}
-
-impl ApiTokensBuilder {
-    /// Adds a scope to the catalogue (or replaces the description of one
-    /// already in it).
-    ///
-    /// # Errors
-    /// [`Error::InvalidInput`] unless `name` is 1 to [`MAX_SCOPE_LEN`]
-    /// bytes of `:`-separated, non-empty parts of lowercase ASCII letters,
-    /// digits, `_`, `.` or `-`.
-    ///
-    /// ```
-    /// use consentry::api_token::ApiTokens;
-    /// use consentry::clock::SystemClock;
-    /// use consentry::store::MemoryStore;
-    /// let b = ApiTokens::builder(MemoryStore::new(), SystemClock);
-    /// assert!(b.scope("Read:Invoices", "x").is_err());
-    /// ```
-    pub fn scope(mut self, name: &str, description: &str) -> Result<Self> {
-        let scope = scopes::check_scope(name)?;
-        let description = description.to_owned();
-        match self.catalogue.iter_mut().find(|s| s.scope == scope) {
-            Some(s) => s.description = description,
-            None => self.catalogue.push(ScopeInfo { scope, description }),
-        }
-        Ok(self)
-    }
-
-    /// Starts from an empty catalogue instead of the defaults.
-    ///
-    /// ```
-    /// use consentry::api_token::ApiTokens;
-    /// use consentry::clock::SystemClock;
-    /// use consentry::store::MemoryStore;
-    /// let tokens = ApiTokens::builder(MemoryStore::new(), SystemClock)
-    ///     .without_default_scopes()
-    ///     .scope("admin", "Everything")?
-    ///     .build();
-    /// assert_eq!(tokens.scopes().len(), 1);
-    /// # Ok::<(), consentry::Error>(())
-    /// ```
-    pub fn without_default_scopes(mut self) -> Self {
-        self.catalogue.clear();
-        self
-    }
-
-    /// Lets [`ApiTokens::create`] make tokens without an expiry (by
-    /// default an expiry is required).
-    ///
-    /// ```
-    /// use consentry::api_token::ApiTokens;
-    /// use consentry::clock::SystemClock;
-    /// use consentry::store::MemoryStore;
-    /// use consentry::{Scope, UserId};
-    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-    /// let tokens = ApiTokens::builder(MemoryStore::new(), SystemClock).allow_no_expiry().build();
-    /// let (info, _) = tokens.create(&UserId::new("a")?, "forever", &[Scope::new("read:export")?], None).await?;
-    /// assert_eq!(info.expires_at, None);
-    /// # Ok::<(), consentry::Error>(())
-    /// # }).unwrap();
-    /// ```
-    pub fn allow_no_expiry(mut self) -> Self {
-        self.require_expiry = false;
-        self
-    }
-
-    /// How many usage entries are buffered before the call that fills the
-    /// buffer writes them inline; 1 to 65,536, default 1,024.
-    ///
-    /// ```
-    /// use consentry::api_token::ApiTokens;
-    /// use consentry::clock::SystemClock;
-    /// use consentry::store::MemoryStore;
-    /// let tokens = ApiTokens::builder(MemoryStore::new(), SystemClock).usage_buffer(0).build();
-    /// assert!(format!("{tokens:?}").contains("usage_capacity: 1")); // clamped
-    /// ```
-    pub fn usage_buffer(mut self, capacity: usize) -> Self {
-        self.usage_capacity = capacity.clamp(1, usage::MAX_CAPACITY);
-        self
-    }
-
-    /// The service.
-    pub fn build(self) -> ApiTokens {
-        ApiTokens {
-            inner: Arc::new(Inner {
-                store: self.store,
-                clock: self.clock,
-                catalogue: self.catalogue,
-                require_expiry: self.require_expiry,
-                usage: Arc::new(UsageLog::new(self.usage_capacity)),
-                audit: self.audit,
-            }),
-        }
-    }
-}
-
 /// Creates, verifies and manages personal API tokens. Cheap to clone;
 /// clones share the usage buffer.
 ///
@@ -282,10 +157,10 @@ impl ApiTokensBuilder {
 /// ```
 #[derive(Clone)]
 pub struct ApiTokens {
-    inner: Arc<Inner>,
+    pub(super) inner: Arc<Inner>,
 }
 
-struct Inner {
+pub(super) struct Inner {
     store: Arc<dyn ApiTokenStore>,
     clock: Arc<dyn Clock>,
     catalogue: Vec<ScopeInfo>,
@@ -300,14 +175,9 @@ impl fmt::Debug for ApiTokens {
             .field("store", &self.inner.store)
             .field("scopes", &self.inner.catalogue.len())
             .field("require_expiry", &self.inner.require_expiry)
-            .field("usage_capacity", &self.inner.usage_capacity())
+            .field("usage_capacity", &self.inner.usage.capacity())
+            .field("usage_flush_interval", &self.inner.usage.interval())
             .finish_non_exhaustive()
-    }
-}
-
-impl Inner {
-    fn usage_capacity(&self) -> usize {
-        self.usage.capacity()
     }
 }
 
@@ -328,7 +198,7 @@ fn check_name(name: &str) -> Result<String> {
 
 impl ApiTokens {
     /// A service with the default catalogue ([`ApiTokens::scopes`]), expiry
-    /// required, and a usage buffer of 1,024 entries.
+    /// required, and a usage buffer of 16,384 entries flushed every second.
     ///
     /// ```
     /// use consentry::api_token::ApiTokens;
@@ -352,14 +222,7 @@ impl ApiTokens {
     /// assert!(!tokens.scopes().is_empty());
     /// ```
     pub fn builder(store: impl ApiTokenStore, clock: impl Clock) -> ApiTokensBuilder {
-        ApiTokensBuilder {
-            store: Arc::new(store),
-            clock: Arc::new(clock),
-            catalogue: scopes::defaults(),
-            require_expiry: true,
-            usage_capacity: usage::DEFAULT_CAPACITY,
-            audit: None,
-        }
+        ApiTokensBuilder::new(Arc::new(store), Arc::new(clock))
     }
 
     /// The scopes a token may be created with: by default
@@ -608,24 +471,32 @@ impl ApiTokens {
             (UsageOutcome::Allowed, Ok(()))
         };
         let operation = match operation {
-            Some(op) => op.to_owned(),
+            Some(op) => Cow::Borrowed(op),
             None => operation_name(required),
         };
-        self.log(ApiTokenUsage::new(info.id.clone(), now, operation, outcome))
-            .await;
+        self.log(&info.id, now, &operation, outcome).await;
         result.map(|()| info)
     }
 
-    async fn log(&self, entry: ApiTokenUsage) {
+    async fn log(
+        &self,
+        token: &ApiTokenId,
+        at: SystemTime,
+        operation: &str,
+        outcome: UsageOutcome,
+    ) {
         let inner = &self.inner;
         let spawn = || match tokio::runtime::Handle::try_current() {
             Ok(handle) => {
-                handle.spawn(Arc::clone(&inner.usage).drain(Arc::clone(&inner.store)));
+                handle.spawn(Arc::clone(&inner.usage).drain(Arc::downgrade(&inner.store)));
                 true
             }
             Err(_) => false,
         };
-        inner.usage.push(entry, inner.store.as_ref(), spawn).await;
+        inner
+            .usage
+            .push(token, at, operation, outcome, inner.store.as_ref(), spawn)
+            .await;
     }
 
     /// The tokens of `owner`, oldest first.
@@ -844,23 +715,29 @@ impl ApiTokens {
 }
 
 /// The usage-log operation of a plain `verify`: the required scopes.
-fn operation_name(required: &[Scope]) -> String {
-    if required.is_empty() {
-        return "verify".to_owned();
-    }
-    let mut name = String::new();
-    for s in required {
-        if name.len() + s.as_str().len() + 1 > crate::store::MAX_OPERATION_LEN {
-            break;
+fn operation_name(required: &[Scope]) -> Cow<'_, str> {
+    match required {
+        [] => Cow::Borrowed("verify"),
+        // The usual case costs no allocation.
+        [one] if one.as_str().len() < crate::store::MAX_OPERATION_LEN => {
+            Cow::Borrowed(one.as_str())
         }
-        if !name.is_empty() {
-            name.push(' ');
+        _ => {
+            let mut name = String::new();
+            for s in required {
+                if name.len() + s.as_str().len() + 1 > crate::store::MAX_OPERATION_LEN {
+                    break;
+                }
+                if !name.is_empty() {
+                    name.push(' ');
+                }
+                name.push_str(s.as_str());
+            }
+            if name.is_empty() {
+                Cow::Borrowed("verify")
+            } else {
+                Cow::Owned(name)
+            }
         }
-        name.push_str(s.as_str());
-    }
-    if name.is_empty() {
-        "verify".to_owned()
-    } else {
-        name
     }
 }

@@ -1,39 +1,64 @@
 //! The usage log's in-memory buffer and its background flush.
 //!
-//! `verify` appends an entry under a short `std` mutex and returns. When
-//! the buffer goes from empty to non-empty, a Tokio task is spawned that,
-//! after a 5 ms linger, writes everything buffered, in one store call, and keeps writing what
-//! accumulated meanwhile until the buffer is empty. When the buffer is
-//! full, the call that filled it writes the batch inline (backpressure:
-//! no entry is dropped for lack of room). No lock is held across a write,
-//! so a flush task parked on a runtime that is no longer driven never
-//! blocks anybody's `verify`.
+//! `verify` adds an entry under a short `std` mutex and returns. A use of
+//! the same token for the same operation with the same outcome as one
+//! already buffered joins that entry (its `count` grows), so a busy token
+//! costs one row per flush interval, not one per request. When the buffer
+//! goes from empty to non-empty, a Tokio task is spawned that, one flush
+//! interval later (1 s by default), writes everything buffered in one store
+//! call, and keeps writing what accumulated meanwhile, one interval apart,
+//! until the buffer is empty. When the buffer is full, the call that
+//! filled it writes the batch inline (backpressure: no entry is dropped
+//! for lack of room). No lock is held across a write, so a flush task
+//! parked on a runtime that is no longer driven never blocks anybody's
+//! `verify`; and the task holds the store only while it writes, so a host
+//! that flushes, drops its `ApiTokens` and closes the store really closes
+//! it.
 
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::{Duration, SystemTime};
 
 use crate::error::Result;
-use crate::store::{ApiTokenStore, ApiTokenUsage};
+use crate::ids::ApiTokenId;
+use crate::store::{ApiTokenStore, ApiTokenUsage, UsageOutcome};
 
-/// How long the background task waits before its first write, so that a
-/// burst of verifications is written in one transaction.
-const LINGER: std::time::Duration = std::time::Duration::from_millis(5);
-/// The default buffer capacity.
-pub(super) const DEFAULT_CAPACITY: usize = 1024;
+/// The default flush interval.
+pub(super) const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
+/// The flush intervals accepted.
+pub(super) const MIN_INTERVAL: Duration = Duration::from_millis(1);
+/// See [`MIN_INTERVAL`].
+pub(super) const MAX_INTERVAL: Duration = Duration::from_secs(60);
+/// The default buffer capacity (distinct entries).
+pub(super) const DEFAULT_CAPACITY: usize = 16_384;
 /// The largest buffer capacity accepted.
 pub(super) const MAX_CAPACITY: usize = 65_536;
 
 #[derive(Debug, Default)]
 struct Buffer {
     entries: Vec<ApiTokenUsage>,
+    /// Hash of (token, operation, outcome) → position in `entries`. A
+    /// collision only costs a merge (the entries are compared).
+    index: HashMap<u64, usize>,
     /// A flush task is running (or about to).
     scheduled: bool,
+}
+
+impl Buffer {
+    fn take(&mut self) -> Vec<ApiTokenUsage> {
+        self.index.clear();
+        std::mem::take(&mut self.entries)
+    }
 }
 
 #[derive(Debug)]
 pub(super) struct UsageLog {
     buffer: Mutex<Buffer>,
+    hasher: RandomState,
     capacity: usize,
+    interval: Duration,
     lost: AtomicU64,
     /// Batches taken from the buffer and not yet written.
     in_flight: AtomicUsize,
@@ -66,11 +91,18 @@ impl Drop for InFlight<'_> {
     }
 }
 
+/// Entries in the buffer, summed over their counts.
+fn uses(entries: &[ApiTokenUsage]) -> u64 {
+    entries.iter().map(|e| e.count.max(1)).sum()
+}
+
 impl UsageLog {
-    pub(super) fn new(capacity: usize) -> Self {
+    pub(super) fn new(capacity: usize, interval: Duration) -> Self {
         Self {
             buffer: Mutex::default(),
+            hasher: RandomState::new(),
             capacity: capacity.clamp(1, MAX_CAPACITY),
+            interval: interval.clamp(MIN_INTERVAL, MAX_INTERVAL),
             lost: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
             idle: tokio::sync::Notify::new(),
@@ -85,20 +117,69 @@ impl UsageLog {
         self.capacity
     }
 
+    pub(super) fn interval(&self) -> Duration {
+        self.interval
+    }
+
     pub(super) fn lost(&self) -> u64 {
         self.lost.load(Ordering::Relaxed)
     }
 
-    /// Buffers `entry`; schedules or performs the write as described above.
-    pub(super) async fn push<F>(&self, entry: ApiTokenUsage, store: &dyn ApiTokenStore, spawn: F)
-    where
+    fn key(&self, token: &ApiTokenId, operation: &str, outcome: UsageOutcome) -> u64 {
+        self.hasher.hash_one((token.as_str(), operation, outcome))
+    }
+
+    /// Adds `entry` to `b`, merged into a buffered entry of the same kind
+    /// if there is one.
+    fn add(&self, b: &mut Buffer, entry: ApiTokenUsage) {
+        let key = self.key(&entry.token, &entry.operation, entry.outcome);
+        if let Some(&i) = b.index.get(&key)
+            && b.entries.get_mut(i).is_some_and(|e| e.merge(&entry))
+        {
+            return;
+        }
+        b.index.insert(key, b.entries.len());
+        b.entries.push(entry);
+    }
+
+    /// Buffers one use (merged into a buffered entry of the same kind,
+    /// without an allocation, when there is one); schedules or performs
+    /// the write as described above.
+    pub(super) async fn push<F>(
+        &self,
+        token: &ApiTokenId,
+        at: SystemTime,
+        operation: &str,
+        outcome: UsageOutcome,
+        store: &dyn ApiTokenStore,
+        spawn: F,
+    ) where
         F: FnOnce() -> bool,
     {
+        let key = self.key(token, operation, outcome);
         let next = {
-            let mut b = self.buffer();
-            b.entries.push(entry);
+            let mut guard = self.buffer();
+            let b = &mut *guard;
+            let merged = match b.index.get(&key) {
+                Some(&i) => b.entries.get_mut(i).is_some_and(|e| {
+                    let same =
+                        e.token == *token && e.outcome == outcome && e.operation == operation;
+                    if same {
+                        e.count = e.count.saturating_add(1);
+                        e.first_at = e.first_at.min(at);
+                        e.at = e.at.max(at);
+                    }
+                    same
+                }),
+                None => false,
+            };
+            if !merged {
+                b.index.insert(key, b.entries.len());
+                b.entries
+                    .push(ApiTokenUsage::new(token.clone(), at, operation, outcome));
+            }
             if b.entries.len() >= self.capacity {
-                Next::WriteInline(std::mem::take(&mut b.entries))
+                Next::WriteInline(b.take())
             } else if b.scheduled {
                 Next::Nothing
             } else {
@@ -125,27 +206,44 @@ impl UsageLog {
     }
 
     async fn write_or_count(&self, store: &dyn ApiTokenStore, batch: Vec<ApiTokenUsage>) {
-        let n = batch.len() as u64;
+        let n = uses(&batch);
         if self.write(store, batch).await.is_err() {
             self.lost.fetch_add(n, Ordering::Relaxed);
         }
     }
 
-    /// The background task's body: write until the buffer is empty.
-    pub(super) async fn drain(self: Arc<Self>, store: Arc<dyn ApiTokenStore>) {
-        // Let a burst of verifications gather first: one write per burst,
-        // not one per verification (`flush` takes the buffer itself).
-        tokio::time::sleep(LINGER).await;
+    /// The background task's body: every interval, write what is buffered,
+    /// until the buffer is empty. It holds the store only while writing;
+    /// once the service is dropped what is left is lost (counted).
+    pub(super) async fn drain(self: Arc<Self>, store: Weak<dyn ApiTokenStore>) {
         loop {
+            // Let the uses of one interval gather (and merge): one write
+            // per interval, not one per verification (`flush` takes the
+            // buffer itself).
+            tokio::time::sleep(self.interval).await;
             let batch = {
                 let mut b = self.buffer();
                 if b.entries.is_empty() {
                     b.scheduled = false;
                     return;
                 }
-                std::mem::take(&mut b.entries)
+                b.take()
             };
-            self.write_or_count(store.as_ref(), batch).await;
+            // Counted in flight before the store is taken, and the store
+            // let go before the count drops: `flush` returning means this
+            // task no longer holds it.
+            let in_flight = InFlight::new(&self);
+            let Some(store) = store.upgrade() else {
+                self.lost.fetch_add(uses(&batch), Ordering::Relaxed);
+                self.buffer().scheduled = false;
+                return;
+            };
+            let n = uses(&batch);
+            if store.record_api_token_usage(batch).await.is_err() {
+                self.lost.fetch_add(n, Ordering::Relaxed);
+            }
+            drop(store);
+            drop(in_flight);
         }
     }
 
@@ -153,17 +251,20 @@ impl UsageLog {
     /// being written. On a store error the batch goes back to the buffer
     /// and the error is returned.
     pub(super) async fn flush(&self, store: &dyn ApiTokenStore) -> Result<()> {
-        let batch = std::mem::take(&mut self.buffer().entries);
+        let batch = self.buffer().take();
         if !batch.is_empty()
             && let Err(e) = self.write(store, batch.clone()).await
         {
             let mut b = self.buffer();
             let mut back = batch;
-            back.append(&mut b.entries);
+            back.append(&mut b.take());
             let overflow = back.len().saturating_sub(self.capacity);
+            self.lost
+                .fetch_add(uses(&back[..overflow]), Ordering::Relaxed);
             back.drain(..overflow);
-            self.lost.fetch_add(overflow as u64, Ordering::Relaxed);
-            b.entries = back;
+            for entry in back {
+                self.add(&mut b, entry);
+            }
             return Err(e);
         }
         loop {

@@ -192,14 +192,21 @@ pub const LAST_USED_RESOLUTION: Duration = Duration::from_secs(60);
 /// The longest operation name in the usage log, in bytes.
 pub const MAX_OPERATION_LEN: usize = 128;
 
-/// One entry of a token's usage log.
+/// One entry of a token's usage log: `count` uses of one token for one
+/// operation with one outcome, from `first_at` to `at`. The buffer of
+/// [`ApiTokens`](crate::api_token::ApiTokens) merges the identical uses
+/// of one flush interval into one entry; a store keeps entries as given.
 ///
 /// ```
-/// use std::time::SystemTime;
+/// use std::time::{Duration, SystemTime};
 /// use consentry::ApiTokenId;
 /// use consentry::store::{ApiTokenUsage, UsageOutcome};
-/// let u = ApiTokenUsage::new(ApiTokenId::new("tok_1")?, SystemTime::UNIX_EPOCH, "read:connections", UsageOutcome::Allowed);
-/// assert_eq!(u.operation, "read:connections");
+/// let t0 = SystemTime::UNIX_EPOCH;
+/// let mut u = ApiTokenUsage::new(ApiTokenId::new("tok_1")?, t0, "read:connections", UsageOutcome::Allowed);
+/// assert_eq!((u.operation.as_str(), u.count, u.first_at), ("read:connections", 1, t0));
+/// let later = ApiTokenUsage::new(ApiTokenId::new("tok_1")?, t0 + Duration::from_secs(1), "read:connections", UsageOutcome::Allowed);
+/// assert!(u.merge(&later));
+/// assert_eq!((u.count, u.first_at, u.at), (2, t0, t0 + Duration::from_secs(1)));
 /// # Ok::<(), consentry::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -207,12 +214,16 @@ pub const MAX_OPERATION_LEN: usize = 128;
 pub struct ApiTokenUsage {
     /// The token used.
     pub token: ApiTokenId,
-    /// When.
+    /// When (the last use, when the entry stands for several).
     pub at: SystemTime,
     /// What for (the host's operation name, or the scopes required).
     pub operation: String,
     /// How it ended.
     pub outcome: UsageOutcome,
+    /// How many uses the entry stands for (at least 1).
+    pub count: u64,
+    /// The first of those uses (`at` when there was one).
+    pub first_at: SystemTime,
 }
 
 impl ApiTokenUsage {
@@ -228,7 +239,29 @@ impl ApiTokenUsage {
             at,
             operation: operation.into(),
             outcome,
+            count: 1,
+            first_at: at,
         }
+    }
+
+    /// Whether `other` is a use of the same token for the same operation
+    /// with the same outcome.
+    pub fn same_kind(&self, other: &Self) -> bool {
+        self.token == other.token
+            && self.outcome == other.outcome
+            && self.operation == other.operation
+    }
+
+    /// Folds `other` into this entry if it is of the same kind (adding its
+    /// count, widening the time span); returns whether it did.
+    pub fn merge(&mut self, other: &Self) -> bool {
+        if !self.same_kind(other) {
+            return false;
+        }
+        self.count = self.count.saturating_add(other.count.max(1));
+        self.first_at = self.first_at.min(other.first_at);
+        self.at = self.at.max(other.at);
+        true
     }
 }
 

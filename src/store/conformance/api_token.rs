@@ -148,7 +148,8 @@ pub async fn api_tokens_list_and_update_are_owner_scoped(store: &dyn Store) {
     assert_eq!(bobs, token(&bob, "l-3", 0xb3, 5), "bob's token changed");
 }
 
-/// Usage batches are appended and read back newest first, limited, only by
+/// Usage batches are appended and read back newest first (a merged entry
+/// with its count and time span), limited, only by
 /// the token's owner; `last_used_at` moves to the latest allowed use, never
 /// back, and only by at least `LAST_USED_RESOLUTION`; a batch with an
 /// invalid operation writes nothing.
@@ -184,10 +185,15 @@ pub async fn api_token_usage_is_logged_and_moves_last_used(store: &dyn Store) {
     assert_eq!(info(0xc1).await.last_used_at, Some(t(102)));
     assert_eq!(info(0xc2).await.last_used_at, Some(t(101)));
 
+    // An entry standing for three uses keeps its count and its span.
+    let mut merged = use_at("u-1", 190, "GET /x", UsageOutcome::Expired);
+    for secs in [195, 200] {
+        assert!(merged.merge(&use_at("u-1", secs, "GET /x", UsageOutcome::Expired)));
+    }
     store
         .record_api_token_usage(vec![
             use_at("u-1", 50, "late entry", UsageOutcome::Allowed),
-            use_at("u-1", 200, "GET /x", UsageOutcome::Expired),
+            merged.clone(),
         ])
         .await
         .unwrap();
@@ -237,7 +243,13 @@ pub async fn api_token_usage_is_logged_and_moves_last_used(store: &dyn Store) {
             ("read:connections", UsageOutcome::Allowed),
         ]
     );
-    assert_eq!(log[2], use_at("u-1", 200, "GET /x", UsageOutcome::Expired));
+    assert_eq!(log[2], merged);
+    assert_eq!(
+        (log[2].count, log[2].first_at, log[2].at),
+        (3, t(190), t(200))
+    );
+    assert_eq!(log[0].count, 1);
+    assert_eq!(log[0].first_at, log[0].at);
     let two = store
         .api_token_usage(&alice, &tok("u-1"), 2)
         .await

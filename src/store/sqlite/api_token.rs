@@ -71,11 +71,13 @@ fn stored(r: Raw) -> Result<StoredApiToken> {
     })
 }
 
-fn usage(r: (String, i64, String, String)) -> Result<ApiTokenUsage> {
-    let (id, at, operation, outcome) = r;
+fn usage(r: (String, i64, String, String, i64, Option<i64>)) -> Result<ApiTokenUsage> {
+    let (id, at, operation, outcome, count, first_at) = r;
     Ok(ApiTokenUsage {
         token: ApiTokenId::new(id).map_err(|e| corrupt("API token id", e))?,
         at: time(at),
+        first_at: time(first_at.unwrap_or(at)),
+        count: u64::try_from(count).unwrap_or(1).max(1),
         operation,
         outcome: UsageOutcome::parse(&outcome).ok_or_else(|| {
             corrupt(
@@ -183,13 +185,17 @@ impl ApiTokenStore for SqliteStore {
         row.map(|r| stored(r).map(|s| s.info)).transpose()
     }
 
-    async fn record_api_token_usage(&self, entries: Vec<ApiTokenUsage>) -> Result<()> {
+    async fn record_api_token_usage(&self, mut entries: Vec<ApiTokenUsage>) -> Result<()> {
         if entries.is_empty() {
             return Ok(());
         }
         for e in &entries {
             check_operation(&e.operation)?;
         }
+        // Grouped by token (stable: each token's entries keep their
+        // order), the inserts walk the per-token index once, in order,
+        // instead of jumping to a random page per entry.
+        entries.sort_by(|a, b| a.token.as_str().cmp(b.token.as_str()));
         let resolution = i64::try_from(LAST_USED_RESOLUTION.as_millis()).unwrap_or(i64::MAX);
         self.write(move |conn| {
             let err = sql("recording API token usage");
@@ -199,8 +205,9 @@ impl ApiTokenStore for SqliteStore {
             {
                 let mut insert = tx
                     .prepare_cached(
-                        "INSERT INTO consentry_api_token_usage (token_id, at, operation, outcome)
-                         VALUES (?1, ?2, ?3, ?4)",
+                        "INSERT INTO consentry_api_token_usage
+                             (token_id, at, operation, outcome, count, first_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                     )
                     .map_err(&err)?;
                 for e in &entries {
@@ -209,7 +216,9 @@ impl ApiTokenStore for SqliteStore {
                             e.token.as_str(),
                             millis(e.at),
                             e.operation,
-                            e.outcome.as_str()
+                            e.outcome.as_str(),
+                            i64::try_from(e.count.max(1)).unwrap_or(i64::MAX),
+                            (e.first_at != e.at).then(|| millis(e.first_at))
                         ])
                         .map_err(&err)?;
                 }
@@ -257,11 +266,12 @@ impl ApiTokenStore for SqliteStore {
                 }
                 query_all(
                     conn,
-                    "SELECT token_id, at, operation, outcome FROM consentry_api_token_usage
+                    "SELECT token_id, at, operation, outcome, count, first_at
+                     FROM consentry_api_token_usage
                      WHERE token_id = ?1 ORDER BY seq DESC LIMIT ?2",
                     params![id, limit],
                     "reading API token usage",
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                    |r| <(String, i64, String, String, i64, Option<i64>)>::try_from(r),
                 )
                 .map(Some)
             })

@@ -55,6 +55,11 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         name: "api_tokens",
         sql: include_str!("migrations/0007_api_tokens.sql"),
     },
+    Migration {
+        version: 8,
+        name: "api_token_usage_count",
+        sql: include_str!("migrations/0008_api_token_usage_count.sql"),
+    },
 ];
 
 /// Hex SHA-256 of a migration's SQL text.
@@ -169,6 +174,10 @@ mod tests {
                 7,
                 "9c1ac0b1ebb5f4c1eae0030465e7a0ee6c835e08607483cd0effc65e0901cd79",
             ),
+            (
+                8,
+                "84456158e6b4d8e3bdd5ee7d8455a6d173df576075fdb7094f119eb84b80ccef",
+            ),
         ];
         assert_eq!(
             MIGRATIONS.len(),
@@ -185,6 +194,28 @@ mod tests {
                 m.name
             );
         }
+    }
+
+    /// Usage rows written before migration 8 read as single uses.
+    #[test]
+    fn usage_rows_from_before_migration_8_count_one() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate_with(&mut conn, &MIGRATIONS[..7]).unwrap();
+        conn.execute(
+            "INSERT INTO consentry_api_token_usage (token_id, at, operation, outcome)
+             VALUES ('tok_1', 5, 'verify', 'allowed')",
+            [],
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let row: (i64, Option<i64>) = conn
+            .query_row(
+                "SELECT count, first_at FROM consentry_api_token_usage",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(row, (1, None));
     }
 
     /// Versions start at 1 and strictly ascend. A number may be skipped
