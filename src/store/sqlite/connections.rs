@@ -26,6 +26,31 @@ const COLUMNS: &str = "tenant, user_id, id, connector, account_id, account_email
      scopes, status, access_expires_at, has_refresh_token, last_refresh_ok, last_refresh_failed, \
      last_error, consecutive_failures, retry_after, created_at, updated_at, revision";
 
+/// How many columns [`COLUMNS`] names.
+const COLUMN_COUNT: usize = 19;
+
+/// The query of `access_view`: [`COLUMNS`] of the connection, then the
+/// consent's `granted` and the credential's `envelope` and `version`
+/// (NULL when there is none).
+fn access_view_sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        let columns: Vec<String> = COLUMNS.split(", ").map(|c| format!("c.{c}")).collect();
+        format!(
+            "SELECT {}, s.granted, k.envelope, k.version
+             FROM consentry_connections c
+             LEFT JOIN consentry_consent s
+               ON s.tenant = c.tenant AND s.user_id = c.user_id AND s.connection = c.id
+              AND s.purpose = ?4
+             LEFT JOIN consentry_credentials k
+               ON k.tenant = c.tenant AND k.user_id = c.user_id AND k.connection = c.id
+              AND k.kind = ?5
+             WHERE c.tenant = ?1 AND c.user_id = ?2 AND c.id = ?3",
+            columns.join(", ")
+        )
+    })
+}
+
 /// A connection row as read, before validation.
 struct RawConnection {
     tenant: String,
@@ -297,46 +322,26 @@ impl ConnectionStore for SqliteStore {
         type Row3 = (RawConnection, bool, Option<Vec<u8>>, Option<i64>);
         let row: Option<Row3> = self
             .read(move |conn| {
-                // Three point reads in one read transaction (one snapshot).
-                // Deliberately not one JOIN: SQLite marks the key
-                // parameters of a join as plan-dependent, so every reuse of
-                // a cached join statement re-prepares it (about 50 µs).
-                let err = sql("reading a connection for a token");
-                let tx = conn.unchecked_transaction().map_err(&err)?;
-                let raw = tx
-                    .prepare_cached(&format!(
-                        "SELECT {COLUMNS} FROM consentry_connections
-                         WHERE tenant = ?1 AND user_id = ?2 AND id = ?3"
-                    ))
+                // One statement (one snapshot, no BEGIN / COMMIT to parse):
+                // the connection, its consent for the purpose, and the
+                // credential. The join's key parameters would make SQLite
+                // prepare it again on every rebind, but every connection
+                // sets the query planner stability guarantee (see
+                // `open_connection`), so the cached statement is reused.
+                conn.prepare_cached(access_view_sql())
                     .and_then(|mut s| {
-                        s.query_row(params![t, u, id], RawConnection::from_row)
-                            .optional()
+                        s.query_row(params![t, u, id, p, k], |r| {
+                            let n = COLUMN_COUNT;
+                            Ok((
+                                RawConnection::from_row(r)?,
+                                r.get::<_, Option<bool>>(n)?.unwrap_or(false),
+                                r.get(n + 1)?,
+                                r.get(n + 2)?,
+                            ))
+                        })
+                        .optional()
                     })
-                    .map_err(&err)?;
-                let Some(raw) = raw else {
-                    return Ok(None);
-                };
-                let consented: bool = tx
-                    .prepare_cached(
-                        "SELECT granted FROM consentry_consent
-                         WHERE tenant = ?1 AND user_id = ?2 AND connection = ?3 AND purpose = ?4",
-                    )
-                    .and_then(|mut s| s.query_row(params![t, u, id, p], |r| r.get(0)).optional())
-                    .map_err(&err)?
-                    .unwrap_or(false);
-                let credential: Option<(Vec<u8>, i64)> = tx
-                    .prepare_cached(
-                        "SELECT envelope, version FROM consentry_credentials
-                         WHERE tenant = ?1 AND user_id = ?2 AND connection = ?3 AND kind = ?4",
-                    )
-                    .and_then(|mut s| {
-                        s.query_row(params![t, u, id, k], |r| Ok((r.get(0)?, r.get(1)?)))
-                            .optional()
-                    })
-                    .map_err(&err)?;
-                tx.commit().map_err(&err)?;
-                let (envelope, version) = credential.unzip();
-                Ok(Some((raw, consented, envelope, version)))
+                    .map_err(sql("reading a connection for a token"))
             })
             .await?;
         let Some((raw, consented, envelope, version)) = row else {
@@ -531,5 +536,43 @@ impl RevocationStore for SqliteStore {
                 .map_err(sql("removing a revocation"))
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `access_view`'s join reads every column it decodes, and its cached
+    /// statement is reused across calls with new keys, never prepared
+    /// again (the query planner stability guarantee).
+    #[test]
+    fn the_access_view_join_is_prepared_once() {
+        assert_eq!(COLUMNS.split(", ").count(), COLUMN_COUNT);
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let conn = super::super::open_connection(
+            &dir.path().join("t.db"),
+            &super::super::SqliteOptions::default(),
+            super::super::Role::Writer,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        for n in 0..50 {
+            let mut stmt = conn
+                .prepare_cached(access_view_sql())
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(stmt.column_count(), COLUMN_COUNT + 3);
+            let found = stmt
+                .query_row(
+                    params!["", format!("u{n}"), "c", "p", "access_token"],
+                    |_| Ok(()),
+                )
+                .optional()
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert!(found.is_none());
+        }
+        let stmt = conn
+            .prepare_cached(access_view_sql())
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(stmt.get_status(rusqlite::StatementStatus::RePrepare), 0);
     }
 }

@@ -7,6 +7,7 @@ mod consent;
 mod migrate;
 mod oauth;
 mod outbox;
+mod pool;
 mod ratelimit;
 mod records;
 mod sync_state;
@@ -20,11 +21,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crossbeam_channel::Sender;
 use rusqlite::{Connection, OpenFlags};
 
 use crate::error::{Error, Result};
-use worker::{Job, Reply};
+use pool::{Jobs, Queue};
+use worker::Reply;
 
 /// How hard SQLite works to make each commit durable.
 ///
@@ -178,8 +179,8 @@ pub struct SqliteStore {
 
 struct Inner {
     path: PathBuf,
-    writer: Sender<Job>,
-    readers: Sender<Job>,
+    writer: Queue,
+    readers: Queue,
     spin: Duration,
     /// Whether polling pays, learnt separately for reads and for writes
     /// (a write batch is often slower than the window; that says nothing
@@ -248,7 +249,7 @@ impl SqliteStore {
         let mut exits = Vec::with_capacity(options.readers + 1);
         let (writer, exit) = spawn_worker(&path, &options, Role::Writer).await?;
         exits.push(exit);
-        let (readers, reader_jobs) = crossbeam_channel::unbounded::<Job>();
+        let (readers, reader_jobs) = pool::queue();
         for _ in 0..options.readers {
             exits.push(start_worker(&path, &options, Role::Reader, reader_jobs.clone()).await?);
         }
@@ -370,8 +371,8 @@ async fn spawn_worker(
     path: &Path,
     options: &SqliteOptions,
     role: Role,
-) -> Result<(Sender<Job>, Reply<()>)> {
-    let (tx, rx) = crossbeam_channel::unbounded::<Job>();
+) -> Result<(Queue, Reply<()>)> {
+    let (tx, rx) = pool::queue();
     let exit = start_worker(path, options, role, rx).await?;
     Ok((tx, exit))
 }
@@ -382,7 +383,7 @@ async fn start_worker(
     path: &Path,
     options: &SqliteOptions,
     role: Role,
-    jobs: crossbeam_channel::Receiver<Job>,
+    jobs: Jobs,
 ) -> Result<Reply<()>> {
     let (ready, ready_reply) = worker::pair::<()>(options.spin);
     let (exited, exit_reply) = worker::pair::<()>(Duration::ZERO);

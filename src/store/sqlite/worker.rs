@@ -9,9 +9,10 @@
 //! time it wakes itself and returns `Pending`, letting every other task run
 //! in between, and only then registers its waker and sleeps. It polls only
 //! when its job is first in an empty queue; behind other jobs it sleeps at
-//! once, so a thousand concurrent callers do not busy-loop. The worker
-//! likewise yields briefly for the next job before blocking. Both waits are
-//! bounded by [`SqliteOptions::spin`](super::SqliteOptions::spin).
+//! once, so a thousand concurrent callers do not busy-loop. An idle worker
+//! likewise polls briefly for the next job before it sleeps, one worker of
+//! a group at a time (see the `pool` module). Both waits are bounded by
+//! [`SqliteOptions::spin`](super::SqliteOptions::spin).
 //!
 //! Polling pays only when the answer comes within the window. On an
 //! overloaded machine it does not (the worker thread waits for a CPU that
@@ -28,9 +29,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use rusqlite::Connection;
 
+use super::pool::{Jobs, Queue};
 use crate::error::{Error, Result};
 
 /// Work for a connection's thread.
@@ -269,7 +270,7 @@ impl<T> Future for Reply<T> {
 /// Sends `job` to the thread behind `tx` and returns the future for its
 /// answer.
 pub(super) async fn call<T, F>(
-    tx: &Sender<Job>,
+    tx: &Queue,
     spin: Duration,
     polling: &Arc<Polling>,
     job: F,
@@ -292,22 +293,17 @@ where
     tx.send(Box::new(move |conn: &mut Connection| {
         completer.complete(job(conn));
     }))
-    .map_err(|_| Error::Storage {
+    .map_err(|()| Error::Storage {
         message: "the SQLite store is closed".into(),
         source: None,
     })?;
     reply.await
 }
 
-/// Runs jobs on `conn` until every sender is gone, then closes the
+/// Runs jobs on `conn` until the queue is dropped, then closes the
 /// connection and answers `exited`.
-pub(super) fn run(
-    mut conn: Connection,
-    jobs: Receiver<Job>,
-    spin: Duration,
-    exited: Completer<()>,
-) {
-    while let Some(job) = next_job(&jobs, spin) {
+pub(super) fn run(mut conn: Connection, jobs: Jobs, spin: Duration, exited: Completer<()>) {
+    while let Some(job) = jobs.next(spin) {
         // A panicking job must not take the connection down with it; its
         // Completer answers the caller with an error during unwinding, and
         // an open rusqlite Transaction rolls back on drop.
@@ -317,20 +313,6 @@ pub(super) fn run(
         .close()
         .map_err(|(_, e)| Error::storage("closing a SQLite connection", e));
     exited.complete(result);
-}
-
-fn next_job(jobs: &Receiver<Job>, spin: Duration) -> Option<Job> {
-    let deadline = Instant::now() + spin;
-    loop {
-        match jobs.try_recv() {
-            Ok(job) => return Some(job),
-            Err(TryRecvError::Disconnected) => return None,
-            // Yield rather than spin: on a busy machine the CPU goes to
-            // threads with work; on an idle one this returns at once.
-            Err(TryRecvError::Empty) if Instant::now() < deadline => std::thread::yield_now(),
-            Err(TryRecvError::Empty) => return jobs.recv().ok(),
-        }
-    }
 }
 
 #[cfg(test)]
