@@ -86,8 +86,10 @@ macro_rules! string_id {
         $name:ident, $what:literal, $max:expr, $check:path
     ) => {
         $(#[$meta])*
+        // Shared text: a clone (ids are cloned into every record, key and
+        // event) is a reference count, not an allocation.
         #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        pub struct $name(String);
+        pub struct $name(std::sync::Arc<str>);
 
         impl $name {
             /// The longest accepted value, in bytes.
@@ -118,7 +120,7 @@ macro_rules! string_id {
             pub fn new(value: impl Into<String>) -> Result<Self> {
                 let value = value.into();
                 $check($what, &value, Self::MAX_LEN)?;
-                Ok(Self(value))
+                Ok(Self(value.into()))
             }
 
             /// The identifier as a string slice.
@@ -307,7 +309,7 @@ impl ApiTokenId {
     /// # Ok::<(), consentry::Error>(())
     /// ```
     pub fn generate() -> Result<Self> {
-        Ok(Self(format!("tok_{}", crate::secret::random_token(16)?)))
+        Ok(Self(format!("tok_{}", crate::secret::random_token(16)?).into()))
     }
 }
 
@@ -324,7 +326,7 @@ impl EndpointId {
     /// # Ok::<(), consentry::Error>(())
     /// ```
     pub fn generate() -> Result<Self> {
-        Ok(Self(format!("ep_{}", crate::secret::random_token(16)?)))
+        Ok(Self(format!("ep_{}", crate::secret::random_token(16)?).into()))
     }
 }
 
@@ -342,7 +344,7 @@ impl MessageId {
     /// # Ok::<(), consentry::Error>(())
     /// ```
     pub fn generate() -> Result<Self> {
-        Ok(Self(format!("msg_{}", crate::secret::random_token(16)?)))
+        Ok(Self(format!("msg_{}", crate::secret::random_token(16)?).into()))
     }
 }
 
@@ -363,7 +365,7 @@ impl ConnectionId {
     /// # Ok::<(), consentry::Error>(())
     /// ```
     pub fn generate() -> Result<Self> {
-        Ok(Self(format!("conn_{}", crate::secret::random_token(16)?)))
+        Ok(Self(format!("conn_{}", crate::secret::random_token(16)?).into()))
     }
 }
 

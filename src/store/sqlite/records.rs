@@ -331,13 +331,17 @@ impl RecordStore for SqliteStore {
                 // distinct set once.
                 let mut last: Option<(String, Vec<Purpose>)> = None;
                 while let Some(row) = rows.next().map_err(&err)? {
-                    let purposes: String = row.get(4).map_err(&err)?;
+                    // Read in place: no allocation unless the set changes.
+                    let purposes = row
+                        .get_ref(4)
+                        .and_then(|v| v.as_str().map_err(Into::into))
+                        .map_err(&err)?;
                     let parsed = match &last {
-                        Some((text, parsed)) if *text == purposes => parsed.clone(),
+                        Some((text, parsed)) if text == purposes => parsed.clone(),
                         _ => {
                             let parsed =
-                                split_purposes(&purposes).map_err(|e| corrupt("purpose", e))?;
-                            last = Some((purposes, parsed.clone()));
+                                split_purposes(purposes).map_err(|e| corrupt("purpose", e))?;
+                            last = Some((purposes.to_owned(), parsed.clone()));
                             parsed
                         }
                     };
