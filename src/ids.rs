@@ -309,7 +309,9 @@ impl ApiTokenId {
     /// # Ok::<(), consentry::Error>(())
     /// ```
     pub fn generate() -> Result<Self> {
-        Ok(Self(format!("tok_{}", crate::secret::random_token(16)?).into()))
+        Ok(Self(
+            format!("tok_{}", crate::secret::random_token(16)?).into(),
+        ))
     }
 }
 
@@ -326,7 +328,9 @@ impl EndpointId {
     /// # Ok::<(), consentry::Error>(())
     /// ```
     pub fn generate() -> Result<Self> {
-        Ok(Self(format!("ep_{}", crate::secret::random_token(16)?).into()))
+        Ok(Self(
+            format!("ep_{}", crate::secret::random_token(16)?).into(),
+        ))
     }
 }
 
@@ -344,7 +348,9 @@ impl MessageId {
     /// # Ok::<(), consentry::Error>(())
     /// ```
     pub fn generate() -> Result<Self> {
-        Ok(Self(format!("msg_{}", crate::secret::random_token(16)?).into()))
+        Ok(Self(
+            format!("msg_{}", crate::secret::random_token(16)?).into(),
+        ))
     }
 }
 
@@ -365,7 +371,9 @@ impl ConnectionId {
     /// # Ok::<(), consentry::Error>(())
     /// ```
     pub fn generate() -> Result<Self> {
-        Ok(Self(format!("conn_{}", crate::secret::random_token(16)?).into()))
+        Ok(Self(
+            format!("conn_{}", crate::secret::random_token(16)?).into(),
+        ))
     }
 }
 
@@ -394,8 +402,9 @@ impl ConnectionId {
 /// ```
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct UserId {
-    tenant: Option<String>,
-    user: String,
+    // Shared text, like the other identifiers: clones are reference counts.
+    tenant: Option<std::sync::Arc<str>>,
+    user: std::sync::Arc<str>,
 }
 
 impl UserId {
@@ -432,7 +441,10 @@ impl UserId {
                 "contains '/', which separates tenant and user; use UserId::in_tenant",
             ));
         }
-        Ok(Self { tenant: None, user })
+        Ok(Self {
+            tenant: None,
+            user: user.into(),
+        })
     }
 
     /// A user inside `tenant`.
@@ -459,8 +471,8 @@ impl UserId {
         }
         check_common("user id", &user, Self::MAX_LEN)?;
         Ok(Self {
-            tenant: Some(tenant),
-            user,
+            tenant: Some(tenant.into()),
+            user: user.into(),
         })
     }
 

@@ -12,8 +12,11 @@
 //! The store keeps the SHA-256 of the token, never the token: reading the
 //! database gives nothing to present. Each verification is one point read
 //! by that hash; its usage-log entry is buffered in memory and written in
-//! batches off the request path ([`ApiTokens::flush`] writes what is
-//! buffered; call it before shutting down).
+//! batches off the request path, once per flush interval (1 s by default,
+//! [`ApiTokensBuilder::usage_flush_interval`]); the uses of one token for
+//! one operation with one outcome within an interval share one entry with
+//! a [`count`](ApiTokenUsage::count). [`ApiTokens::flush`] writes what is
+//! buffered; call it before shutting down.
 //!
 //! ```
 //! use consentry::api_token::ApiTokens;

@@ -468,6 +468,11 @@ fn checked_text(what: &'static str, s: &str) -> Result<String> {
 /// `s` without control characters, cut to at most `max` bytes on a
 /// character boundary.
 pub(crate) fn clean(s: &str, max: usize) -> String {
+    // The usual case (short, printable ASCII: every detail key consentry
+    // writes) is one copy, not a character-by-character rebuild.
+    if s.len() <= max && s.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return s.to_owned();
+    }
     let mut out = String::with_capacity(s.len().min(max));
     for c in s.chars().filter(|c| !c.is_control()) {
         if out.len() + c.len_utf8() > max {

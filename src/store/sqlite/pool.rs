@@ -13,9 +13,10 @@
 //!
 //! No job is left waiting while a thread could take it: a sender checks
 //! for a poller and for sleepers after queueing (with `SeqCst` fences on
-//! both sides), a poller re-checks the queue after it stops polling, and a
-//! sleeper counts itself before its last look at the queue, under the lock
-//! that a waking sender takes.
+//! both sides); a poller that stops polling re-checks the queue, and one
+//! that took a job wakes a sleeper for any job still queued (its sender
+//! saw the poller and woke nobody); a sleeper counts itself before its
+//! last look at the queue, under the lock that a waking sender takes.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -46,6 +47,14 @@ struct Bell {
 impl Idle {
     fn state(&self) -> MutexGuard<'_, Bell> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Wakes one sleeping thread, if any sleeps.
+    fn wake_one(&self) {
+        if self.sleepers.load(Ordering::SeqCst) > 0 {
+            self.state().wakes += 1;
+            self.bell.notify_one();
+        }
     }
 }
 
@@ -87,10 +96,8 @@ impl Queue {
     pub(super) fn send(&self, job: Job) -> Result<(), ()> {
         self.tx.send(job).map_err(drop)?;
         fence(Ordering::SeqCst);
-        let idle = &self.idle;
-        if !idle.polling.load(Ordering::SeqCst) && idle.sleepers.load(Ordering::SeqCst) > 0 {
-            idle.state().wakes += 1;
-            idle.bell.notify_one();
+        if !self.idle.polling.load(Ordering::SeqCst) {
+            self.idle.wake_one();
         }
         Ok(())
     }
@@ -125,6 +132,13 @@ impl Jobs {
                 let found = self.poll(spin);
                 self.idle.polling.store(false, Ordering::SeqCst);
                 if let Some(next) = found {
+                    // Senders that saw this thread polling woke nobody: if
+                    // their jobs are still queued, a sleeper takes them
+                    // while this one works.
+                    fence(Ordering::SeqCst);
+                    if !self.rx.is_empty() {
+                        self.idle.wake_one();
+                    }
                     return next;
                 }
             }
@@ -233,6 +247,52 @@ mod tests {
                 .map(|t| t.join().unwrap_or_else(|_| panic!("a thread panicked")))
                 .sum();
             assert_eq!(ran, sent);
+        }
+    }
+
+    /// Jobs queued while a thread polled (their senders woke nobody) are
+    /// not left behind the one it took: it wakes a sleeper for them. Here
+    /// the first job waits for the second; queued behind it on one thread
+    /// they would never meet.
+    #[test]
+    fn a_poller_that_takes_a_job_wakes_a_sleeper_for_the_rest() {
+        let (queue, jobs) = queue();
+        let threads: Vec<_> = (0..2)
+            .map(|_| {
+                let jobs = jobs.clone();
+                std::thread::spawn(move || {
+                    let mut conn =
+                        rusqlite::Connection::open_in_memory().unwrap_or_else(|e| panic!("{e}"));
+                    while let Some(job) = jobs.next(Duration::from_secs(5)) {
+                        job(&mut conn);
+                    }
+                })
+            })
+            .collect();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while queue.idle.sleepers.load(Ordering::SeqCst) < 1 {
+            assert!(Instant::now() < deadline, "no thread went to sleep");
+            std::thread::yield_now();
+        }
+        let (signal_tx, signal_rx) = mpsc::channel::<()>();
+        let (met_tx, met_rx) = mpsc::channel::<bool>();
+        // Straight into the channel, as by senders that saw the poller.
+        let first: Job = Box::new(move |_| {
+            let met = signal_rx.recv_timeout(Duration::from_secs(5)).is_ok();
+            let _ = met_tx.send(met);
+        });
+        let second: Job = Box::new(move |_| {
+            let _ = signal_tx.send(());
+        });
+        queue.tx.send(first).unwrap_or_else(|_| panic!("closed"));
+        queue.tx.send(second).unwrap_or_else(|_| panic!("closed"));
+        let met = met_rx
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(met, "the second job waited behind the first");
+        drop(queue);
+        for t in threads {
+            t.join().unwrap_or_else(|_| panic!("a thread panicked"));
         }
     }
 

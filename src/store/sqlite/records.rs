@@ -305,7 +305,9 @@ impl RecordStore for SqliteStore {
                 return Ok(None);
             }
             let limit = i64::try_from(read.limit).unwrap_or(i64::MAX);
-            let mut records = Vec::new();
+            // Sized for a typical page up front: growing a vector of
+            // records copies every record read so far, again and again.
+            let mut records = Vec::with_capacity(read.limit.min(1024));
             {
                 let mut stmt = tx
                     .prepare_cached(
