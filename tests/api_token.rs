@@ -258,15 +258,7 @@ async fn a_changed_character_or_garbage_never_reaches_the_store() {
     let store = Counting::new(sqlite(&dir).await);
     let tokens = ApiTokens::new(Arc::clone(&store), ManualClock::new(start()));
     let read = scope("read:connections");
-    let (_, token) = tokens
-        .create(
-            &alice(),
-            "t",
-            &[read.clone()],
-            Some(start() + Duration::from_secs(60)),
-        )
-        .await
-        .unwrap();
+    let (_, token) = alices_token(&tokens, &read).await;
     let token = token.expose_secret().to_owned();
     let before = store.calls();
     assert_eq!(before, 1, "create is one insert");
@@ -461,15 +453,7 @@ async fn the_background_task_writes_the_log_without_a_flush() {
         .usage_flush_interval(Duration::from_millis(20))
         .build();
     let read = scope("read:consent");
-    let (info, token) = tokens
-        .create(
-            &alice(),
-            "t",
-            &[read.clone()],
-            Some(start() + Duration::from_secs(60)),
-        )
-        .await
-        .unwrap();
+    let (info, token) = alices_token(&tokens, &read).await;
     for _ in 0..5 {
         tokens
             .verify(token.expose_secret(), &[read.clone()])
@@ -523,15 +507,7 @@ async fn after_flush_the_store_closes_at_once_with_the_log_in_its_file() {
         .usage_flush_interval(Duration::from_secs(30))
         .build();
     let read = scope("read:consent");
-    let (info, token) = tokens
-        .create(
-            &alice(),
-            "t",
-            &[read.clone()],
-            Some(start() + Duration::from_secs(60)),
-        )
-        .await
-        .unwrap();
+    let (info, token) = alices_token(&tokens, &read).await;
     tokens
         .verify(token.expose_secret(), &[read.clone()])
         .await
@@ -565,15 +541,7 @@ fn a_full_buffer_is_written_by_the_call_that_fills_it() {
             .usage_buffer(3)
             .build();
         let read = scope("read:consent");
-        let (info, token) = tokens
-            .create(
-                &alice(),
-                "t",
-                &[read.clone()],
-                Some(start() + Duration::from_secs(60)),
-            )
-            .await
-            .unwrap();
+        let (info, token) = alices_token(&tokens, &read).await;
         let owner = alice();
         let logged = || store.api_token_usage(&owner, &info.id, 100);
         // Three distinct entries (three operations) fill it.
@@ -806,4 +774,17 @@ proptest! {
             prop_assert!(r.is_err());
         }
     }
+}
+
+/// Alice's token "t" with scope `read`, expiring a minute after `start()`.
+async fn alices_token(tokens: &ApiTokens, read: &Scope) -> (ApiTokenInfo, SecretString) {
+    tokens
+        .create(
+            &alice(),
+            "t",
+            std::slice::from_ref(read),
+            Some(start() + Duration::from_secs(60)),
+        )
+        .await
+        .unwrap()
 }

@@ -83,6 +83,8 @@ struct DataKey {
 /// How many unwrapped data keys a vault keeps in memory.
 const DEFAULT_CACHE_CAPACITY: usize = 10_000;
 /// How many data keys one rewrap round reads at a time.
+/// The most walks one rewrap makes (see `rewrap_with_progress`).
+const REWRAP_WALKS: usize = 4;
 const REWRAP_BATCH: usize = 256;
 
 /// The token vault. Cheap to clone; clones share keys, cache and stores.
@@ -623,7 +625,10 @@ impl Vault {
     /// Safe while the application keeps reading and writing: credentials are
     /// never touched, and each data key's wrapping is replaced with a
     /// compare-and-swap. Resumable: running it again continues where an
-    /// interrupted run stopped.
+    /// interrupted run stopped. A `put` that read the keyring just before
+    /// it changed may write a new data key under the old primary key behind
+    /// the walk, so the walk repeats while it still moved something (at
+    /// most 4 walks).
     ///
     /// # Errors
     /// [`Error::Storage`] if the store fails; [`Error::Random`] if the
@@ -683,50 +688,71 @@ impl Vault {
         let ring = self.keyring();
         let (primary_id, primary) = ring.primary_key();
         let mut report = RewrapReport::default();
-        let mut after: Option<UserId> = None;
-        loop {
-            let batch = self
-                .inner
-                .data_keys
-                .data_keys_not_under(primary_id, after.as_ref(), REWRAP_BATCH)
-                .await?;
-            let full = batch.len() >= REWRAP_BATCH;
-            for (owner, wrapped) in &batch {
-                match unwrap_data_key(&ring, owner, wrapped) {
-                    Ok(material) => {
-                        let location = Location::DataKey {
-                            owner,
-                            data_key_id: &wrapped.id,
-                        };
-                        let rewrapped = WrappedDataKey::new(
-                            wrapped.id.clone(),
-                            primary_id.clone(),
-                            primary.seal(primary_id.as_str(), &location, material.as_ref())?,
-                        );
-                        if self
-                            .inner
-                            .data_keys
-                            .rewrap_data_key(owner, &wrapped.kek, rewrapped)
-                            .await?
-                        {
-                            report.rewrapped += 1;
-                        } else {
-                            report.skipped += 1;
+        // Data keys already counted as missing or failed: later walks pass
+        // over them.
+        let mut counted: std::collections::HashSet<String> = std::collections::HashSet::new();
+        // A `put` that read the keyring before it changed can still write a
+        // new data key under the old primary key, behind the walk: walk
+        // again until a walk moves nothing (at most REWRAP_WALKS), so that
+        // a complete report means no movable data key is left behind.
+        for _ in 0..REWRAP_WALKS {
+            let mut moved = 0u64;
+            let mut after: Option<UserId> = None;
+            loop {
+                let batch = self
+                    .inner
+                    .data_keys
+                    .data_keys_not_under(primary_id, after.as_ref(), REWRAP_BATCH)
+                    .await?;
+                let full = batch.len() >= REWRAP_BATCH;
+                for (owner, wrapped) in &batch {
+                    if counted.contains(&wrapped.id) {
+                        continue;
+                    }
+                    match unwrap_data_key(&ring, owner, wrapped) {
+                        Ok(material) => {
+                            let location = Location::DataKey {
+                                owner,
+                                data_key_id: &wrapped.id,
+                            };
+                            let rewrapped = WrappedDataKey::new(
+                                wrapped.id.clone(),
+                                primary_id.clone(),
+                                primary.seal(primary_id.as_str(), &location, material.as_ref())?,
+                            );
+                            if self
+                                .inner
+                                .data_keys
+                                .rewrap_data_key(owner, &wrapped.kek, rewrapped)
+                                .await?
+                            {
+                                report.rewrapped += 1;
+                                moved += 1;
+                            } else {
+                                report.skipped += 1;
+                            }
                         }
+                        Err(Error::KeyNotFound { key_id }) => {
+                            counted.insert(wrapped.id.clone());
+                            *report.missing_keys.entry(key_id).or_default() += 1;
+                        }
+                        Err(Error::Decrypt { .. }) => {
+                            counted.insert(wrapped.id.clone());
+                            report.failed += 1;
+                        }
+                        Err(other) => return Err(other),
                     }
-                    Err(Error::KeyNotFound { key_id }) => {
-                        *report.missing_keys.entry(key_id).or_default() += 1;
-                    }
-                    Err(Error::Decrypt { .. }) => report.failed += 1,
-                    Err(other) => return Err(other),
+                }
+                if !batch.is_empty() {
+                    progress(&report);
+                }
+                match batch.into_iter().last() {
+                    Some((owner, _)) if full => after = Some(owner),
+                    _ => break,
                 }
             }
-            if !batch.is_empty() {
-                progress(&report);
-            }
-            match batch.into_iter().last() {
-                Some((owner, _)) if full => after = Some(owner),
-                _ => break,
+            if moved == 0 {
+                break;
             }
         }
         Ok(report)
