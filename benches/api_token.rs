@@ -63,8 +63,7 @@ type Row = (
 );
 
 fn bench_verify(c: &mut Criterion) {
-    #[allow(non_snake_case)]
-    let TOKENS = token_count();
+    let count = token_count();
     let dir = tempfile::tempdir().unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -79,9 +78,9 @@ fn bench_verify(c: &mut Criterion) {
         let store = SqliteStore::open(&path).await.unwrap();
         let on_sqlite = ApiTokens::new(store.clone(), SystemClock);
         let on_memory = ApiTokens::new(MemoryStore::new(), SystemClock);
-        let mut tokens = Vec::with_capacity(TOKENS as usize);
-        let mut memory_tokens = Vec::with_capacity(TOKENS as usize);
-        for n in 0..TOKENS {
+        let mut tokens = Vec::with_capacity(count as usize);
+        let mut memory_tokens = Vec::with_capacity(count as usize);
+        for n in 0..count {
             let owner = UserId::in_tenant("bench", format!("user{:04}", n / 10)).unwrap();
             let (_, t) = on_sqlite
                 .create(&owner, &format!("token {n}"), &scopes, expiry)
@@ -116,7 +115,7 @@ fn bench_verify(c: &mut Criterion) {
             )
             .unwrap();
         b.iter(|| {
-            let token = &tokens[(rng.next() % TOKENS) as usize];
+            let token = &tokens[(rng.next() % count) as usize];
             let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
             let row: Row = stmt
                 .query_row([&hash[..]], |r| {
@@ -141,7 +140,7 @@ fn bench_verify(c: &mut Criterion) {
 
     group.bench_function("consentry/verify_sqlite", |b| {
         b.to_async(&rt).iter(|| {
-            let token = &tokens[(rng.next() % TOKENS) as usize];
+            let token = &tokens[(rng.next() % count) as usize];
             let (service, read) = (&on_sqlite, &read);
             async move {
                 black_box(
@@ -161,7 +160,7 @@ fn bench_verify(c: &mut Criterion) {
         .unwrap();
     group.bench_function("consentry/verify_sqlite_multi_thread_rt", |b| {
         b.to_async(&multi).iter(|| {
-            let token = &tokens[(rng.next() % TOKENS) as usize];
+            let token = &tokens[(rng.next() % count) as usize];
             let (service, read) = (&on_sqlite, &read);
             async move {
                 black_box(
@@ -176,7 +175,7 @@ fn bench_verify(c: &mut Criterion) {
 
     group.bench_function("consentry/verify_memory", |b| {
         b.to_async(&rt).iter(|| {
-            let token = &memory_tokens[(rng.next() % TOKENS) as usize];
+            let token = &memory_tokens[(rng.next() % count) as usize];
             let (service, read) = (&on_memory, &read);
             async move {
                 black_box(

@@ -594,21 +594,17 @@ async fn connect_and_sync_a_catalogue_stream_against_test_provider() {
         .unwrap();
     let id = list[0]["id"].as_str().unwrap().to_owned();
 
+    let sync = [
+        "sync",
+        &id,
+        "items",
+        "--purpose",
+        "matching",
+        "--user",
+        "alice",
+    ];
     // Without consent: refused, one line, exit 1.
-    let refused = run(
-        &[
-            "sync",
-            &id,
-            "items",
-            "--purpose",
-            "matching",
-            "--user",
-            "alice",
-        ],
-        b"",
-        &env,
-    )
-    .await;
+    let refused = run(&sync, b"", &env).await;
     assert!(
         fails(&refused, 1).contains("consent"),
         "{}",
@@ -620,39 +616,12 @@ async fn connect_and_sync_a_catalogue_stream_against_test_provider() {
         &env,
     )
     .await);
-    let synced = ok(&run(
-        &[
-            "sync",
-            &id,
-            "items",
-            "--purpose",
-            "matching",
-            "--user",
-            "alice",
-            "--json",
-        ],
-        b"",
-        &env,
-    )
-    .await);
+    let synced = ok(&run(&[&sync[..], &["--json"]].concat(), b"", &env).await);
     let report: serde_json::Value = serde_json::from_str(&synced).unwrap();
     assert_eq!(report["upserted"], 12, "{report}");
     assert_eq!(report["pages"], 3, "12 items in pages of 5: {report}");
     // Piped: no spinner on stderr; the records are in the export.
-    let again = run(
-        &[
-            "sync",
-            &id,
-            "items",
-            "--purpose",
-            "matching",
-            "--user",
-            "alice",
-        ],
-        b"",
-        &env,
-    )
-    .await;
+    let again = run(&sync, b"", &env).await;
     assert!(ok(&again).contains("pages"), "{}", stdout(&again));
     assert!(stderr(&again).is_empty(), "{:?}", stderr(&again));
     let export = ok(&run(&["export", "alice"], b"", &env).await);

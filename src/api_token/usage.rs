@@ -162,12 +162,9 @@ impl UsageLog {
             let b = &mut *guard;
             let merged = match b.index.get(&key) {
                 Some(&i) => b.entries.get_mut(i).is_some_and(|e| {
-                    let same =
-                        e.token == *token && e.outcome == outcome && e.operation == operation;
+                    let same = e.is_kind(token, operation, outcome);
                     if same {
-                        e.count = e.count.saturating_add(1);
-                        e.first_at = e.first_at.min(at);
-                        e.at = e.at.max(at);
+                        e.add_uses(1, at, at);
                     }
                     same
                 }),

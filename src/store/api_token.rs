@@ -247,9 +247,7 @@ impl ApiTokenUsage {
     /// Whether `other` is a use of the same token for the same operation
     /// with the same outcome.
     pub fn same_kind(&self, other: &Self) -> bool {
-        self.token == other.token
-            && self.outcome == other.outcome
-            && self.operation == other.operation
+        self.is_kind(&other.token, &other.operation, other.outcome)
     }
 
     /// Folds `other` into this entry if it is of the same kind (adding its
@@ -258,10 +256,26 @@ impl ApiTokenUsage {
         if !self.same_kind(other) {
             return false;
         }
-        self.count = self.count.saturating_add(other.count.max(1));
-        self.first_at = self.first_at.min(other.first_at);
-        self.at = self.at.max(other.at);
+        self.add_uses(other.count.max(1), other.first_at, other.at);
         true
+    }
+
+    /// Whether this entry is of `token`'s uses for `operation` that ended
+    /// with `outcome`.
+    pub(crate) fn is_kind(
+        &self,
+        token: &ApiTokenId,
+        operation: &str,
+        outcome: UsageOutcome,
+    ) -> bool {
+        self.token == *token && self.outcome == outcome && self.operation == operation
+    }
+
+    /// Counts `count` more uses, from `first_at` to `at`.
+    pub(crate) fn add_uses(&mut self, count: u64, first_at: SystemTime, at: SystemTime) {
+        self.count = self.count.saturating_add(count);
+        self.first_at = self.first_at.min(first_at);
+        self.at = self.at.max(at);
     }
 }
 

@@ -199,6 +199,43 @@ impl Jobs {
 mod tests {
     use super::*;
     use std::sync::mpsc;
+    use std::thread::JoinHandle;
+
+    /// `n` threads running the jobs of `jobs`; each returns how many it ran.
+    fn workers(jobs: &Jobs, n: usize, spin: Duration) -> Vec<JoinHandle<usize>> {
+        (0..n)
+            .map(|_| {
+                let jobs = jobs.clone();
+                std::thread::spawn(move || {
+                    let mut ran = 0;
+                    let mut conn =
+                        rusqlite::Connection::open_in_memory().unwrap_or_else(|e| panic!("{e}"));
+                    while let Some(job) = jobs.next(spin) {
+                        job(&mut conn);
+                        ran += 1;
+                    }
+                    ran
+                })
+            })
+            .collect()
+    }
+
+    /// Waits (at most 10 s) until `n` threads sleep.
+    fn wait_for_sleepers(queue: &Queue, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while queue.idle.sleepers.load(Ordering::SeqCst) < n {
+            assert!(Instant::now() < deadline, "only some threads went to sleep");
+            std::thread::yield_now();
+        }
+    }
+
+    /// Joins the threads; the jobs they ran in all.
+    fn join(threads: Vec<JoinHandle<usize>>) -> usize {
+        threads
+            .into_iter()
+            .map(|t| t.join().unwrap_or_else(|_| panic!("a thread panicked")))
+            .sum()
+    }
 
     /// Jobs sent at any moment reach one of the threads, whether it polls
     /// or sleeps, and dropping the queue stops all of them.
@@ -207,21 +244,7 @@ mod tests {
         for spin in [Duration::ZERO, Duration::from_micros(50)] {
             let (queue, jobs) = queue();
             let (done_tx, done_rx) = mpsc::channel::<usize>();
-            let threads: Vec<_> = (0..3)
-                .map(|_| {
-                    let jobs = jobs.clone();
-                    std::thread::spawn(move || {
-                        let mut ran = 0;
-                        let mut conn = rusqlite::Connection::open_in_memory()
-                            .unwrap_or_else(|e| panic!("{e}"));
-                        while let Some(job) = jobs.next(spin) {
-                            job(&mut conn);
-                            ran += 1;
-                        }
-                        ran
-                    })
-                })
-                .collect();
+            let threads = workers(&jobs, 3, spin);
             drop(jobs);
             let sent = 2_000;
             for n in 0..sent {
@@ -242,11 +265,7 @@ mod tests {
                 assert_eq!(got, n);
             }
             drop(queue);
-            let ran: usize = threads
-                .into_iter()
-                .map(|t| t.join().unwrap_or_else(|_| panic!("a thread panicked")))
-                .sum();
-            assert_eq!(ran, sent);
+            assert_eq!(join(threads), sent);
         }
     }
 
@@ -257,23 +276,8 @@ mod tests {
     #[test]
     fn a_poller_that_takes_a_job_wakes_a_sleeper_for_the_rest() {
         let (queue, jobs) = queue();
-        let threads: Vec<_> = (0..2)
-            .map(|_| {
-                let jobs = jobs.clone();
-                std::thread::spawn(move || {
-                    let mut conn =
-                        rusqlite::Connection::open_in_memory().unwrap_or_else(|e| panic!("{e}"));
-                    while let Some(job) = jobs.next(Duration::from_secs(5)) {
-                        job(&mut conn);
-                    }
-                })
-            })
-            .collect();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while queue.idle.sleepers.load(Ordering::SeqCst) < 1 {
-            assert!(Instant::now() < deadline, "no thread went to sleep");
-            std::thread::yield_now();
-        }
+        let threads = workers(&jobs, 2, Duration::from_secs(5));
+        wait_for_sleepers(&queue, 1);
         let (signal_tx, signal_rx) = mpsc::channel::<()>();
         let (met_tx, met_rx) = mpsc::channel::<bool>();
         // Straight into the channel, as by senders that saw the poller.
@@ -291,32 +295,18 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(met, "the second job waited behind the first");
         drop(queue);
-        for t in threads {
-            t.join().unwrap_or_else(|_| panic!("a thread panicked"));
-        }
+        join(threads);
     }
 
-    /// While one idle thread polls, the others sleep: a send then wakes
-    /// nobody.
+    /// While one idle thread polls, the others sleep.
     #[test]
     fn only_one_idle_thread_polls() {
         let (queue, jobs) = queue();
-        let threads: Vec<_> = (0..3)
-            .map(|_| {
-                let jobs = jobs.clone();
-                std::thread::spawn(move || while jobs.next(Duration::from_secs(5)).is_some() {})
-            })
-            .collect();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while queue.idle.sleepers.load(Ordering::SeqCst) < 2 {
-            assert!(Instant::now() < deadline, "the other threads never slept");
-            std::thread::yield_now();
-        }
+        let threads = workers(&jobs, 3, Duration::from_secs(5));
+        wait_for_sleepers(&queue, 2);
         assert!(queue.idle.polling.load(Ordering::SeqCst));
         assert_eq!(queue.idle.sleepers.load(Ordering::SeqCst), 2);
         drop(queue);
-        for t in threads {
-            t.join().unwrap_or_else(|_| panic!("a thread panicked"));
-        }
+        join(threads);
     }
 }

@@ -305,9 +305,10 @@ impl RecordStore for SqliteStore {
                 return Ok(None);
             }
             let limit = i64::try_from(read.limit).unwrap_or(i64::MAX);
-            // Sized for a typical page up front: growing a vector of
-            // records copies every record read so far, again and again.
-            let mut records = Vec::with_capacity(read.limit.min(1024));
+            // Sized for a page of a few hundred up front (growing copies
+            // every record read so far), but not so large that an empty
+            // read allocates a large block.
+            let mut records = Vec::with_capacity(read.limit.min(256));
             {
                 let mut stmt = tx
                     .prepare_cached(
