@@ -10,7 +10,6 @@ use std::time::SystemTime;
 use tokio::sync::Notify;
 
 use super::chain::{GENESIS, Keys};
-use super::context::RequestContext;
 use super::event::AuditEvent;
 use super::keys::KeySource;
 use crate::clock::Clock;
@@ -29,9 +28,11 @@ const MAX_CONFLICTS: usize = 32;
 /// The most identical queued events one entry stands for.
 const MAX_COALESCED: u64 = 10_000;
 
-/// A queued event: `count` identical ones from `first_at` to `at`.
+/// A queued event (its request context resolved): `count` identical ones
+/// from `first_at` to `at`. Shared: the followers of one `access_token`
+/// flight queue the leader's event, and merging them is a pointer check.
 struct Queued {
-    event: AuditEvent,
+    event: Arc<AuditEvent>,
     first_at: SystemTime,
     at: SystemTime,
     count: u64,
@@ -41,7 +42,7 @@ impl Queued {
     /// The stored form; an entry standing for several events says how many
     /// (`count`) and since when (`first_at`, Unix milliseconds).
     fn to_stored(&self) -> StoredAuditEntry {
-        let mut event = self.event.clone();
+        let mut event = AuditEvent::clone(&self.event);
         if self.count > 1 {
             event.details.insert("count".into(), self.count.into());
             event.details.insert(
@@ -50,6 +51,20 @@ impl Queued {
             );
         }
         event.into_stored(self.at)
+    }
+}
+
+/// A queued entry's ticket, and what its caller still has to do.
+pub(crate) struct Pushed {
+    pub(crate) ticket: u64,
+    write_here: bool,
+    full: bool,
+}
+
+impl Pushed {
+    /// Nothing left to do: a writer task runs and there is room.
+    pub(crate) fn is_done(&self) -> bool {
+        !self.write_here && !self.full
     }
 }
 
@@ -98,21 +113,31 @@ impl Appender {
     /// Queues `event` and makes sure a writer runs; returns its ticket.
     /// With `coalesce`, an event identical to the last one queued (and not
     /// yet taken by the writer) joins its entry instead of adding one.
-    pub(crate) async fn push(
-        self: &Arc<Self>,
-        mut event: AuditEvent,
-        coalesce: bool,
-    ) -> Result<u64> {
-        let at = self.clock.now();
-        // The writer runs on another task: take the caller's context now.
-        if event.context.is_none() {
-            event.context = RequestContext::current();
+    pub(crate) async fn push(self: &Arc<Self>, event: AuditEvent, coalesce: bool) -> Result<u64> {
+        let pushed = self.enqueue(Arc::new(event.in_current_context()), coalesce);
+        if !pushed.is_done() {
+            // Boxed: the future of a plain queued push stays small instead
+            // of carrying the whole writer's state machine, and every
+            // `access_token` call carries one.
+            Box::pin(self.finish(&pushed)).await?;
         }
+        Ok(pushed.ticket)
+    }
+
+    /// The synchronous part of [`push`](Self::push): queues `event`, its
+    /// request context already resolved (the writer runs on another task,
+    /// where the caller's task-local is not set), and starts a writer task
+    /// if none runs. The caller must then [`finish`](Self::finish) unless
+    /// the result [`is_done`](Pushed::is_done).
+    pub(crate) fn enqueue(self: &Arc<Self>, event: Arc<AuditEvent>, coalesce: bool) -> Pushed {
+        let at = self.clock.now();
         let (ticket, start, full) = {
             let mut s = self.state();
             match s.queue.back_mut() {
                 Some(last)
-                    if coalesce && last.count < MAX_COALESCED && last.event.same_as(&event) =>
+                    if coalesce
+                        && last.count < MAX_COALESCED
+                        && (Arc::ptr_eq(&last.event, &event) || last.event.same_as(&event)) =>
                 {
                     last.count += 1;
                     last.at = at;
@@ -129,39 +154,46 @@ impl Appender {
             s.writing = true;
             (s.queued, start, s.queue.len() > MAX_QUEUED)
         };
-        if start {
-            self.start_writer().await;
+        Pushed {
+            ticket,
+            write_here: start && !self.spawn_writer(),
+            full,
         }
-        if full {
-            self.wait_for(ticket).await?;
-        }
-        Ok(ticket)
     }
 
-    /// Runs the writer on its own task when there is a Tokio runtime,
-    /// otherwise right here.
-    async fn start_writer(self: &Arc<Self>) {
-        match tokio::runtime::Handle::try_current() {
-            Ok(handle) => {
-                let me = Arc::clone(self);
-                drop(handle.spawn(async move {
-                    // Let a burst of entries gather (one transaction per
-                    // burst, not per entry), unless somebody waits.
-                    me.linger().await;
-                    me.drain(true).await;
-                    // Let go of the store before telling the waiters, so a
-                    // host that flushes, drops the log and closes its store
-                    // really holds the last handle.
-                    let progress = Arc::clone(&me.progress);
-                    drop(me);
-                    progress.notify_waiters();
-                }));
-            }
-            Err(_) => {
-                self.drain(false).await;
-                self.progress.notify_waiters();
-            }
+    /// What [`enqueue`](Self::enqueue) left to do: write here (no runtime
+    /// to spawn a writer on), wait out back-pressure.
+    pub(crate) async fn finish(&self, pushed: &Pushed) -> Result<()> {
+        if pushed.write_here {
+            self.drain(false).await;
+            self.progress.notify_waiters();
         }
+        if pushed.full {
+            self.wait_for(pushed.ticket).await?;
+        }
+        Ok(())
+    }
+
+    /// Runs the writer on its own task when there is a Tokio runtime
+    /// (`true`); `false` when there is none and the caller must write.
+    fn spawn_writer(self: &Arc<Self>) -> bool {
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return false;
+        };
+        let me = Arc::clone(self);
+        drop(handle.spawn(async move {
+            // Let a burst of entries gather (one transaction per
+            // burst, not per entry), unless somebody waits.
+            me.linger().await;
+            me.drain(true).await;
+            // Let go of the store before telling the waiters, so a
+            // host that flushes, drops the log and closes its store
+            // really holds the last handle.
+            let progress = Arc::clone(&me.progress);
+            drop(me);
+            progress.notify_waiters();
+        }));
+        true
     }
 
     /// Waits up to [`LINGER`] for more entries, unless somebody waits.

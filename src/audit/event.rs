@@ -324,7 +324,16 @@ impl AuditEvent {
         &self.action
     }
 
-    /// The stored form of everything but the chain fields.
+    /// This event with the current task's request context, unless one was
+    /// set (the audit writer runs on another task, where the caller's
+    /// task-local is not set).
+    pub(crate) fn in_current_context(mut self) -> Self {
+        if self.context.is_none() {
+            self.context = RequestContext::current();
+        }
+        self
+    }
+
     /// Whether `other` records the same thing: every field but the time
     /// (the request context included).
     pub(crate) fn same_as(&self, other: &Self) -> bool {

@@ -62,6 +62,7 @@ mod event;
 mod keys;
 
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -384,7 +385,50 @@ impl AuditLog {
     /// # }).unwrap();
     /// ```
     pub async fn record(&self, event: AuditEvent) -> Result<()> {
-        self.inner.push(event, true).await.map(drop)
+        self.queue(event).await
+    }
+
+    /// [`record`](Self::record) with the event queued when this is called,
+    /// not when the future is first polled: the returned future holds no
+    /// event, only what is left to do (usually nothing), so the hot paths
+    /// that await it stay small.
+    pub(crate) fn queue(&self, event: AuditEvent) -> impl Future<Output = Result<()>> + Send + '_ {
+        self.queue_resolved(Arc::new(event.in_current_context()))
+    }
+
+    /// [`queue`](Self::queue) for an event another task built in its own
+    /// request context (a single flight's leader, for its followers): it is
+    /// recorded in the current task's context. In the same context (or
+    /// with none) the event itself is queued, and it merges with the
+    /// leader's entry by a pointer comparison.
+    pub(crate) fn queue_shared(
+        &self,
+        event: Arc<AuditEvent>,
+    ) -> impl Future<Output = Result<()>> + Send + '_ {
+        let context = RequestContext::current();
+        let event = if event.context == context {
+            event
+        } else {
+            let mut own = AuditEvent::clone(&event);
+            own.context = context;
+            Arc::new(own)
+        };
+        self.queue_resolved(event)
+    }
+
+    /// Queues an event whose request context is settled.
+    fn queue_resolved(
+        &self,
+        event: Arc<AuditEvent>,
+    ) -> impl Future<Output = Result<()>> + Send + '_ {
+        let pushed = self.inner.enqueue(event, true);
+        async move {
+            if pushed.is_done() {
+                Ok(())
+            } else {
+                Box::pin(self.inner.finish(&pushed)).await
+            }
+        }
     }
 
     /// Records `event` and waits until it (and everything queued before it)

@@ -23,6 +23,8 @@
 //! stays queued for the next write, and [`AuditLog::flush`] reports the
 //! failure.
 
+use std::future::Future;
+
 use crate::audit::{AuditActor, AuditEvent, AuditLog, Outcome};
 use crate::error::Result;
 use crate::ids::{ConnectionId, UserId};
@@ -186,11 +188,16 @@ impl Integrations {
         AuditEvent::internal(action, Some(AuditActor::System))
     }
 
-    /// Queues an entry (hot paths).
-    pub(crate) async fn audit_queue(&self, event: AuditEvent) {
-        if let Some(log) = &self.inner.audit {
-            // Only back-pressure can fail here; the entry stays queued.
-            let _ = log.record(event).await;
+    /// Queues an entry (hot paths), at once: the returned future only
+    /// waits out back-pressure (or writes, with no runtime to spawn a
+    /// writer on), and holds no event.
+    pub(crate) fn audit_queue(&self, event: AuditEvent) -> impl Future<Output = ()> + Send + '_ {
+        let pending = self.inner.audit.as_ref().map(|log| log.queue(event));
+        async move {
+            if let Some(pending) = pending {
+                // Only back-pressure can fail here; the entry stays queued.
+                let _ = pending.await;
+            }
         }
     }
 

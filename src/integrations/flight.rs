@@ -5,6 +5,10 @@
 //! get a copy (a faithful [`Failure`] for errors, since [`Error`] is not
 //! `Clone`). If the leader's future is dropped before it finishes, the
 //! followers notice and one of them takes over; nothing waits forever.
+//!
+//! Besides its result, the leader hands its followers a note of type `N`
+//! (the `access_token` flight: its audit event, so that a follower queues
+//! the same entry instead of building an identical one).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -55,15 +59,15 @@ impl Failure {
     }
 }
 
-type Shared<V> = Option<std::result::Result<V, Failure>>;
+type Shared<V, N> = Option<(std::result::Result<V, Failure>, N)>;
 
 /// In-flight executions by key.
 #[derive(Debug)]
-pub(super) struct Flights<K, V> {
-    map: Mutex<HashMap<K, watch::Receiver<Shared<V>>>>,
+pub(super) struct Flights<K, V, N = ()> {
+    map: Mutex<HashMap<K, watch::Receiver<Shared<V, N>>>>,
 }
 
-impl<K, V> Default for Flights<K, V> {
+impl<K, V, N> Default for Flights<K, V, N> {
     fn default() -> Self {
         Self {
             map: Mutex::new(HashMap::new()),
@@ -72,13 +76,13 @@ impl<K, V> Default for Flights<K, V> {
 }
 
 /// Removes the leader's entry when the leader finishes or is dropped.
-struct Leave<'a, K: Hash + Eq, V> {
-    flights: &'a Flights<K, V>,
+struct Leave<'a, K: Hash + Eq, V, N> {
+    flights: &'a Flights<K, V, N>,
     key: &'a K,
-    rx: watch::Receiver<Shared<V>>,
+    rx: watch::Receiver<Shared<V, N>>,
 }
 
-impl<K: Hash + Eq, V> Drop for Leave<'_, K, V> {
+impl<K: Hash + Eq, V, N> Drop for Leave<'_, K, V, N> {
     fn drop(&mut self) {
         let mut map = self
             .flights
@@ -94,9 +98,9 @@ impl<K: Hash + Eq, V> Drop for Leave<'_, K, V> {
     }
 }
 
-enum Role<V> {
-    Lead(watch::Sender<Shared<V>>, watch::Receiver<Shared<V>>),
-    Follow(watch::Receiver<Shared<V>>),
+enum Role<V, N> {
+    Lead(watch::Sender<Shared<V, N>>, watch::Receiver<Shared<V, N>>),
+    Follow(watch::Receiver<Shared<V, N>>),
 }
 
 impl<K: Hash + Eq + Clone, V: Clone> Flights<K, V> {
@@ -106,7 +110,18 @@ impl<K: Hash + Eq + Clone, V: Clone> Flights<K, V> {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<V>>,
     {
-        let mut work = Some(work);
+        self.run_noted(key, || async { (work().await, ()) }).await.0
+    }
+}
+
+impl<K: Hash + Eq + Clone, V: Clone, N: Clone> Flights<K, V, N> {
+    /// Runs `work` for `key`, or waits for the run already in flight; the
+    /// note comes from whoever ran the work.
+    pub(super) async fn run_noted<F, Fut>(&self, key: K, work: F) -> (Result<V>, N)
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = (Result<V>, N)>,
+    {
         loop {
             let role = {
                 let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
@@ -126,24 +141,25 @@ impl<K: Hash + Eq + Clone, V: Clone> Flights<K, V> {
                         key: &key,
                         rx,
                     };
-                    let work = work
-                        .take()
-                        .ok_or(Error::Internal("single flight led twice"))?;
-                    let result = work().await;
+                    let (result, note) = work().await;
                     let shared = match &result {
                         Ok(v) => Ok(v.clone()),
                         Err(e) => Err(Failure::of(e)),
                     };
-                    let _ = tx.send(Some(shared));
-                    return result;
+                    let _ = tx.send(Some((shared, note.clone())));
+                    return (result, note);
                 }
                 Role::Follow(mut rx) => match rx.wait_for(Option::is_some).await {
                     Ok(done) => {
-                        return match done.clone() {
-                            Some(Ok(v)) => Ok(v),
-                            Some(Err(f)) => Err(f.into_error()),
-                            None => Err(Error::Internal("single flight finished without a result")),
-                        };
+                        if let Some((shared, note)) = done.as_ref() {
+                            let result = match shared {
+                                Ok(v) => Ok(v.clone()),
+                                Err(f) => Err(f.clone().into_error()),
+                            };
+                            return (result, note.clone());
+                        }
+                        // `wait_for` returned a value it checked to be `Some`.
+                        continue;
                     }
                     // The leader was dropped: take over (or follow a new one).
                     Err(_) => continue,

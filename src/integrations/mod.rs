@@ -102,6 +102,14 @@ pub struct Integrations {
     inner: Arc<Inner>,
 }
 
+/// Identical concurrent `access_token` calls in flight, by (user,
+/// connection, purpose, options); the note is the leader's audit event.
+type TokenFlights = flight::Flights<
+    (UserId, ConnectionId, Purpose, TokenOptions),
+    AccessToken,
+    Option<Arc<crate::audit::AuditEvent>>,
+>;
+
 pub(crate) struct Inner {
     pub(crate) store: Arc<dyn Store>,
     vault: Vault,
@@ -111,8 +119,10 @@ pub(crate) struct Inner {
     redirect_uri: Url,
     options: Options,
     events: EventBus,
-    /// In-flight `access_token` calls, shared by identical concurrent calls.
-    tokens: flight::Flights<(UserId, ConnectionId, Purpose, TokenOptions), AccessToken>,
+    /// In-flight `access_token` calls, shared by identical concurrent calls,
+    /// with the leader's `credential.read` audit event (none with the log
+    /// off) for its followers to queue.
+    tokens: TokenFlights,
     /// In-flight refreshes, one per connection.
     refreshes: flight::Flights<(UserId, ConnectionId), token::Fresh>,
     /// Prefix of lease owner tokens: unique per `Integrations` instance.

@@ -13,6 +13,7 @@
 //!   have rotated the refresh token a moment earlier) before the connection
 //!   is marked `ReauthRequired`.
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::Integrations;
@@ -224,20 +225,33 @@ impl Integrations {
         // The work is boxed: only a leader builds it, and the future every
         // caller holds (and a host's `tokio::spawn` moves around) stays
         // small instead of carrying the whole refresh state machine.
-        let result = self
+        // The leader builds the `credential.read` audit event once; each
+        // follower queues that same event (in its own request context), so
+        // a thousand callers sharing one refresh merge into one entry
+        // without a thousand identical events built and compared.
+        let (result, event) = self
             .inner
             .tokens
-            .run(key, || {
-                Box::pin(self.access_token_once(user, connection, purpose, options))
+            .run_noted(key, || {
+                Box::pin(async move {
+                    let result = self
+                        .access_token_once(user, connection, purpose, options)
+                        .await;
+                    let event = self.inner.audit.is_some().then(|| {
+                        Arc::new(
+                            self.audit_user("credential.read", user, Some(connection))
+                                .outcome(crate::audit::Outcome::of(&result))
+                                .detail("purpose", purpose.as_str())
+                                .in_current_context(),
+                        )
+                    });
+                    (result, event)
+                })
             })
             .await;
-        if self.inner.audit.is_some() {
-            self.audit_queue(
-                self.audit_user("credential.read", user, Some(connection))
-                    .outcome(crate::audit::Outcome::of(&result))
-                    .detail("purpose", purpose.as_str()),
-            )
-            .await;
+        if let (Some(log), Some(event)) = (&self.inner.audit, event) {
+            // Only back-pressure can fail here; the entry stays queued.
+            let _ = log.queue_shared(event).await;
         }
         result
     }
@@ -344,5 +358,99 @@ impl Fresh {
             scopes: self.scopes,
             version: self.version,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::Duration;
+
+    use super::*;
+    use crate::audit::{AuditQuery, RequestContext};
+    use crate::clock::ManualClock;
+    use crate::http::{self, HttpClient, HttpRequest};
+    use crate::integrations::doc_support;
+
+    /// Followers queue their leader's audit event, each in its own request
+    /// context: every call is counted once, under its own request id (or
+    /// none), however the calls shared the refresh.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn followers_are_audited_in_their_own_request_context() {
+        let refreshes = Arc::new(AtomicU64::new(0));
+        let inner = Arc::new(doc_support::provider(true));
+        let counted = refreshes.clone();
+        // A slow token endpoint, so the callers really share the refresh.
+        let provider = http::from_fn(move |req: HttpRequest| {
+            let (inner, counted) = (inner.clone(), counted.clone());
+            async move {
+                if req.uri().path() == "/oauth/token" {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                inner.send(req).await
+            }
+        });
+        let clock = ManualClock::starting_now();
+        let integrations = doc_support::builder()
+            .unwrap()
+            .http(provider)
+            .clock(clock.clone())
+            .build()
+            .unwrap();
+        let user = UserId::new("ada").unwrap();
+        let conn = doc_support::connect(&integrations, &user).await.unwrap();
+        let crm = Purpose::new("crm_sync").unwrap();
+        integrations
+            .grant_consent(&user, &conn.id, &crm)
+            .await
+            .unwrap();
+        clock.advance(Duration::from_secs(7_200)); // expired
+        let before = refreshes.load(Ordering::SeqCst);
+
+        let mut tasks = Vec::new();
+        for n in 0..300u32 {
+            let (i, u, c, p) = (
+                integrations.clone(),
+                user.clone(),
+                conn.id.clone(),
+                crm.clone(),
+            );
+            let call = async move { i.access_token(&u, &c, &p).await.map(|t| t.version) };
+            tasks.push(match n % 3 {
+                0 => tokio::spawn(call),
+                1 => tokio::spawn(RequestContext::new().request_id("req-a").scope(call)),
+                _ => tokio::spawn(RequestContext::new().request_id("req-b").scope(call)),
+            });
+        }
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        assert_eq!(refreshes.load(Ordering::SeqCst), before + 1, "one refresh");
+
+        let log = integrations.audit().unwrap();
+        log.flush().await.unwrap();
+        let query = AuditQuery::for_user(&user)
+            .action("credential.read")
+            .limit(1_000);
+        let page = log.query(&query).await.unwrap();
+        let mut calls: HashMap<Option<String>, u64> = HashMap::new();
+        for entry in &page.entries {
+            let count = entry
+                .details
+                .get("count")
+                .and_then(|c| c.as_u64())
+                .unwrap_or(1);
+            *calls.entry(entry.request_id.clone()).or_default() += count;
+        }
+        let expected: HashMap<Option<String>, u64> = [
+            (None, 100),
+            (Some("req-a".to_owned()), 100),
+            (Some("req-b".to_owned()), 100),
+        ]
+        .into();
+        assert_eq!(calls, expected);
+        log.verify().await.unwrap();
     }
 }
