@@ -114,7 +114,7 @@ impl Appender {
     /// With `coalesce`, an event identical to the last one queued (and not
     /// yet taken by the writer) joins its entry instead of adding one.
     pub(crate) async fn push(self: &Arc<Self>, event: AuditEvent, coalesce: bool) -> Result<u64> {
-        let pushed = self.enqueue(Arc::new(event.in_current_context()), coalesce);
+        let pushed = self.enqueue(&Arc::new(event.in_current_context()), coalesce);
         if !pushed.is_done() {
             // Boxed: the future of a plain queued push stays small instead
             // of carrying the whole writer's state machine, and every
@@ -129,7 +129,7 @@ impl Appender {
     /// where the caller's task-local is not set), and starts a writer task
     /// if none runs. The caller must then [`finish`](Self::finish) unless
     /// the result [`is_done`](Pushed::is_done).
-    pub(crate) fn enqueue(self: &Arc<Self>, event: Arc<AuditEvent>, coalesce: bool) -> Pushed {
+    pub(crate) fn enqueue(self: &Arc<Self>, event: &Arc<AuditEvent>, coalesce: bool) -> Pushed {
         let at = self.clock.now();
         let (ticket, start, full) = {
             let mut s = self.state();
@@ -137,13 +137,13 @@ impl Appender {
                 Some(last)
                     if coalesce
                         && last.count < MAX_COALESCED
-                        && (Arc::ptr_eq(&last.event, &event) || last.event.same_as(&event)) =>
+                        && (Arc::ptr_eq(&last.event, event) || last.event.same_as(event)) =>
                 {
                     last.count += 1;
                     last.at = at;
                 }
                 _ => s.queue.push_back(Queued {
-                    event,
+                    event: Arc::clone(event),
                     first_at: at,
                     at,
                     count: 1,

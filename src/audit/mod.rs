@@ -77,7 +77,7 @@ use crate::error::Result;
 use crate::ids::UserId;
 use crate::store::{AuditCheckpoint, AuditFilter, AuditStore, MAX_AUDIT_PAGE};
 use crate::vault::{Keyring, Vault};
-use appender::Appender;
+use appender::{Appender, Pushed};
 use chain::{Keys, Walk};
 pub(crate) use keys::KeySource;
 
@@ -393,41 +393,39 @@ impl AuditLog {
     /// event, only what is left to do (usually nothing), so the hot paths
     /// that await it stay small.
     pub(crate) fn queue(&self, event: AuditEvent) -> impl Future<Output = Result<()>> + Send + '_ {
-        self.queue_resolved(Arc::new(event.in_current_context()))
+        let pushed = self
+            .inner
+            .enqueue(&Arc::new(event.in_current_context()), true);
+        self.finish_queued(pushed)
     }
 
     /// [`queue`](Self::queue) for an event another task built in its own
     /// request context (a single flight's leader, for its followers): it is
     /// recorded in the current task's context. In the same context (or
     /// with none) the event itself is queued, and it merges with the
-    /// leader's entry by a pointer comparison.
-    pub(crate) fn queue_shared(
-        &self,
-        event: Arc<AuditEvent>,
-    ) -> impl Future<Output = Result<()>> + Send + '_ {
+    /// leader's entry by a pointer comparison (no copy, no reference
+    /// count touched).
+    pub(crate) fn queue_shared<'a>(
+        &'a self,
+        event: &Arc<AuditEvent>,
+    ) -> impl Future<Output = Result<()>> + Send + use<'a> {
         let context = RequestContext::current();
-        let event = if event.context == context {
-            event
+        let pushed = if event.context == context {
+            self.inner.enqueue(event, true)
         } else {
-            let mut own = AuditEvent::clone(&event);
+            let mut own = AuditEvent::clone(event);
             own.context = context;
-            Arc::new(own)
+            self.inner.enqueue(&Arc::new(own), true)
         };
-        self.queue_resolved(event)
+        self.finish_queued(pushed)
     }
 
-    /// Queues an event whose request context is settled.
-    fn queue_resolved(
-        &self,
-        event: Arc<AuditEvent>,
-    ) -> impl Future<Output = Result<()>> + Send + '_ {
-        let pushed = self.inner.enqueue(event, true);
-        async move {
-            if pushed.is_done() {
-                Ok(())
-            } else {
-                Box::pin(self.inner.finish(&pushed)).await
-            }
+    /// What is left of a queued push: usually nothing.
+    async fn finish_queued(&self, pushed: Pushed) -> Result<()> {
+        if pushed.is_done() {
+            Ok(())
+        } else {
+            Box::pin(self.inner.finish(&pushed)).await
         }
     }
 

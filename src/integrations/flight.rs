@@ -10,6 +10,7 @@
 //! (the `access_token` flight: its audit event, so that a follower queues
 //! the same entry instead of building an identical one).
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::future::Future;
 use std::hash::Hash;
@@ -76,13 +77,13 @@ impl<K, V, N> Default for Flights<K, V, N> {
 }
 
 /// Removes the leader's entry when the leader finishes or is dropped.
-struct Leave<'a, K: Hash + Eq, V, N> {
+struct Leave<'a, K: Borrow<Q> + Hash + Eq, V, N, Q: Hash + Eq + ?Sized> {
     flights: &'a Flights<K, V, N>,
-    key: &'a K,
+    key: &'a Q,
     rx: watch::Receiver<Shared<V, N>>,
 }
 
-impl<K: Hash + Eq, V, N> Drop for Leave<'_, K, V, N> {
+impl<K: Borrow<Q> + Hash + Eq, V, N, Q: Hash + Eq + ?Sized> Drop for Leave<'_, K, V, N, Q> {
     fn drop(&mut self) {
         let mut map = self
             .flights
@@ -110,26 +111,40 @@ impl<K: Hash + Eq + Clone, V: Clone> Flights<K, V> {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<V>>,
     {
-        self.run_noted(key, || async { (work().await, ()) }).await.0
+        self.run_noted(&key, || async { (work().await, ()) }, |()| ())
+            .await
+            .0
     }
 }
 
-impl<K: Hash + Eq + Clone, V: Clone, N: Clone> Flights<K, V, N> {
-    /// Runs `work` for `key`, or waits for the run already in flight; the
-    /// note comes from whoever ran the work.
-    pub(super) async fn run_noted<F, Fut>(&self, key: K, work: F) -> (Result<V>, N)
+impl<K: Hash + Eq, V: Clone, N: Clone> Flights<K, V, N> {
+    /// Runs `work` for `key`, or waits for the run already in flight; then
+    /// hands `seen` the note of whoever ran the work (by reference: a
+    /// follower clones nothing it does not keep).
+    ///
+    /// The key is borrowed: only a leader makes an owned copy for the map,
+    /// so a follower touches no reference count of it.
+    pub(super) async fn run_noted<Q, F, Fut, S, R>(
+        &self,
+        key: &Q,
+        work: F,
+        seen: S,
+    ) -> (Result<V>, R)
     where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
         F: FnOnce() -> Fut,
         Fut: Future<Output = (Result<V>, N)>,
+        S: FnOnce(&N) -> R,
     {
         loop {
             let role = {
                 let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
-                match map.get(&key) {
+                match map.get(key) {
                     Some(rx) => Role::Follow(rx.clone()),
                     None => {
                         let (tx, rx) = watch::channel(None);
-                        map.insert(key.clone(), rx.clone());
+                        map.insert(key.to_owned(), rx.clone());
                         Role::Lead(tx, rx)
                     }
                 }
@@ -138,16 +153,17 @@ impl<K: Hash + Eq + Clone, V: Clone, N: Clone> Flights<K, V, N> {
                 Role::Lead(tx, rx) => {
                     let _leave = Leave {
                         flights: self,
-                        key: &key,
+                        key,
                         rx,
                     };
                     let (result, note) = work().await;
+                    let seen = seen(&note);
                     let shared = match &result {
                         Ok(v) => Ok(v.clone()),
                         Err(e) => Err(Failure::of(e)),
                     };
-                    let _ = tx.send(Some((shared, note.clone())));
-                    return (result, note);
+                    let _ = tx.send(Some((shared, note)));
+                    return (result, seen);
                 }
                 Role::Follow(mut rx) => match rx.wait_for(Option::is_some).await {
                     Ok(done) => {
@@ -156,7 +172,7 @@ impl<K: Hash + Eq + Clone, V: Clone, N: Clone> Flights<K, V, N> {
                                 Ok(v) => Ok(v.clone()),
                                 Err(f) => Err(f.clone().into_error()),
                             };
-                            return (result, note.clone());
+                            return (result, seen(note));
                         }
                         // `wait_for` returned a value it checked to be `Some`.
                         continue;

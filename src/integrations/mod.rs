@@ -104,11 +104,8 @@ pub struct Integrations {
 
 /// Identical concurrent `access_token` calls in flight, by (user,
 /// connection, purpose, options); the note is the leader's audit event.
-type TokenFlights = flight::Flights<
-    (UserId, ConnectionId, Purpose, TokenOptions),
-    AccessToken,
-    Option<Arc<crate::audit::AuditEvent>>,
->;
+type TokenFlights =
+    flight::Flights<token::TokenKey, AccessToken, Option<Arc<crate::audit::AuditEvent>>>;
 
 pub(crate) struct Inner {
     pub(crate) store: Arc<dyn Store>,

@@ -13,6 +13,8 @@
 //!   have rotated the refresh token a moment earlier) before the connection
 //!   is marked `ReauthRequired`.
 
+use std::borrow::Borrow;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -138,6 +140,79 @@ pub(super) struct Fresh {
     pub(super) version: Version,
 }
 
+/// The parts of an `access_token` call that make it identical to another:
+/// borrowed for a lookup ([`TokenKey`] is the owned form a leader stores),
+/// so that a follower copies nothing.
+pub(super) trait TokenCall: Sync {
+    fn parts(&self) -> (&UserId, &ConnectionId, &Purpose, &TokenOptions);
+}
+
+impl TokenCall for (&UserId, &ConnectionId, &Purpose, &TokenOptions) {
+    fn parts(&self) -> (&UserId, &ConnectionId, &Purpose, &TokenOptions) {
+        *self
+    }
+}
+
+/// The owned key of an `access_token` flight.
+#[derive(Debug)]
+pub(super) struct TokenKey(UserId, ConnectionId, Purpose, TokenOptions);
+
+impl TokenCall for TokenKey {
+    fn parts(&self) -> (&UserId, &ConnectionId, &Purpose, &TokenOptions) {
+        (&self.0, &self.1, &self.2, &self.3)
+    }
+}
+
+// Hash and equality of both forms go through `parts`, so they agree (the
+// contract of `Borrow`).
+impl Hash for dyn TokenCall + '_ {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.parts().hash(state);
+    }
+}
+
+impl PartialEq for dyn TokenCall + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.parts() == other.parts()
+    }
+}
+
+impl Eq for dyn TokenCall + '_ {}
+
+impl Hash for TokenKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.parts().hash(state);
+    }
+}
+
+impl PartialEq for TokenKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.parts() == other.parts()
+    }
+}
+
+impl Eq for TokenKey {}
+
+impl<'a> Borrow<dyn TokenCall + 'a> for TokenKey {
+    fn borrow(&self) -> &(dyn TokenCall + 'a) {
+        self
+    }
+}
+
+impl ToOwned for dyn TokenCall + '_ {
+    type Owned = TokenKey;
+
+    fn to_owned(&self) -> TokenKey {
+        let (user, connection, purpose, options) = self.parts();
+        TokenKey(
+            user.clone(),
+            connection.clone(),
+            purpose.clone(),
+            options.clone(),
+        )
+    }
+}
+
 fn missing_scopes(granted: &[Scope], required: &[Scope]) -> Vec<Scope> {
     required
         .iter()
@@ -215,43 +290,46 @@ impl Integrations {
         options: &TokenOptions,
     ) -> Result<AccessToken> {
         // Concurrent identical calls share one execution: one store read,
-        // at most one refresh.
-        let key = (
-            user.clone(),
-            connection.clone(),
-            purpose.clone(),
-            options.clone(),
-        );
+        // at most one refresh. The key is borrowed; only a leader copies it.
+        let call: &dyn TokenCall = &(user, connection, purpose, options);
         // The work is boxed: only a leader builds it, and the future every
         // caller holds (and a host's `tokio::spawn` moves around) stays
         // small instead of carrying the whole refresh state machine.
+        //
         // The leader builds the `credential.read` audit event once; each
-        // follower queues that same event (in its own request context), so
-        // a thousand callers sharing one refresh merge into one entry
-        // without a thousand identical events built and compared.
-        let (result, event) = self
+        // caller queues that same event (in its own request context), so a
+        // thousand callers sharing one refresh merge into one entry without
+        // a thousand identical events built and compared.
+        let (result, queued) = self
             .inner
             .tokens
-            .run_noted(key, || {
-                Box::pin(async move {
-                    let result = self
-                        .access_token_once(user, connection, purpose, options)
-                        .await;
-                    let event = self.inner.audit.is_some().then(|| {
-                        Arc::new(
-                            self.audit_user("credential.read", user, Some(connection))
-                                .outcome(crate::audit::Outcome::of(&result))
-                                .detail("purpose", purpose.as_str())
-                                .in_current_context(),
-                        )
-                    });
-                    (result, event)
-                })
-            })
+            .run_noted(
+                call,
+                || {
+                    Box::pin(async move {
+                        let result = self
+                            .access_token_once(user, connection, purpose, options)
+                            .await;
+                        let event = self.inner.audit.is_some().then(|| {
+                            Arc::new(
+                                self.audit_user("credential.read", user, Some(connection))
+                                    .outcome(crate::audit::Outcome::of(&result))
+                                    .detail("purpose", purpose.as_str())
+                                    .in_current_context(),
+                            )
+                        });
+                        (result, event)
+                    })
+                },
+                |event| match (&self.inner.audit, event) {
+                    (Some(log), Some(event)) => Some(log.queue_shared(event)),
+                    _ => None,
+                },
+            )
             .await;
-        if let (Some(log), Some(event)) = (&self.inner.audit, event) {
+        if let Some(queued) = queued {
             // Only back-pressure can fail here; the entry stays queued.
-            let _ = log.queue_shared(event).await;
+            let _ = queued.await;
         }
         result
     }
@@ -372,6 +450,27 @@ mod tests {
     use crate::clock::ManualClock;
     use crate::http::{self, HttpClient, HttpRequest};
     use crate::integrations::doc_support;
+
+    /// A borrowed call finds the owned key a leader stored, and only that.
+    #[test]
+    fn a_borrowed_call_finds_its_owned_key() {
+        let (u, c, p) = (
+            UserId::new("ada").unwrap(),
+            ConnectionId::new("c1").unwrap(),
+            Purpose::new("crm_sync").unwrap(),
+        );
+        let plain = TokenOptions::default();
+        let scoped = TokenOptions::default().require_scope(Scope::new("contacts.read").unwrap());
+        let call: &dyn TokenCall = &(&u, &c, &p, &plain);
+        let mut map = HashMap::new();
+        map.insert(call.to_owned(), 1);
+        assert_eq!(map.get(call), Some(&1));
+        let other: &dyn TokenCall = &(&u, &c, &p, &scoped);
+        assert_eq!(map.get(other), None);
+        let bob = UserId::new("bob").unwrap();
+        let other: &dyn TokenCall = &(&bob, &c, &p, &plain);
+        assert_eq!(map.get(other), None);
+    }
 
     /// Followers queue their leader's audit event, each in its own request
     /// context: every call is counted once, under its own request id (or
